@@ -1,0 +1,132 @@
+"""The `safety-bench` command: thin argument parsing over library functions.
+
+Each area registers its own subcommands (`register(subparsers)` in its `cli` module), so this file only
+holds the commands of the foundation: eval, tasks, tasks-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from safety_bench.resources import tasks_dir
+
+AREA_CLIS = (
+    "safety_bench.judges.cli",
+    "safety_bench.landscape.cli",
+    "safety_bench.leaderboard.cli",
+    "safety_bench.training.cli",
+)
+
+
+def _lm_eval_argv(argv: Sequence[str]) -> list[str]:
+    """lm-eval arguments with this suite's tasks folder and, without a GPU, `--device cpu` added."""
+    args = list(argv)
+    if args and args[0] == "run":
+        args = args[1:]
+    if not any(a == "--include_path" or a.startswith("--include_path=") for a in args):
+        args += ["--include_path", str(tasks_dir())]
+    if not any(a == "--device" or a.startswith("--device=") for a in args):
+        import torch
+
+        if not torch.cuda.is_available():
+            args += ["--device", "cpu"]
+    return args
+
+
+def run_lm_eval(argv: Sequence[str]) -> int:
+    """Run lm-eval's own CLI in-process, with this suite's model types registered."""
+    from lm_eval._cli import HarnessCLI
+    from lm_eval.utils import setup_logging
+
+    from safety_bench.harness import register
+
+    register()
+    setup_logging()
+    saved = sys.argv
+    sys.argv = ["lm_eval", "run", *_lm_eval_argv(argv)]
+    try:
+        cli = HarnessCLI()
+        cli.execute(cli.parse_args())
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def list_tasks() -> list[tuple[str, str]]:
+    """(name, kind) of every task and group this suite defines, read from the YAMLs without lm-eval."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_constructor("!function", lambda loader, node: None)
+    found = []
+    for path in sorted(tasks_dir().glob("*.yaml")):
+        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        if "group" in cfg:
+            found.append((str(cfg["group"]), f"group of {len(cfg.get('task') or [])}"))
+        elif "task" in cfg:
+            found.append((str(cfg["task"]), "task"))
+    return found
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    return run_lm_eval(args.lm_eval_args)
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    for name, kind in list_tasks():
+        print(f"{name:45s} {kind}")
+    return 0
+
+
+def _cmd_tasks_dir(args: argparse.Namespace) -> int:
+    print(tasks_dir())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="safety-bench",
+        description="Safety benchmark suite for aligned LLMs (lm-eval tasks, safety landscapes, judges).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("eval", help="lm-eval's CLI with this suite's tasks and model types (same flags)",
+                       description="Runs `lm_eval run` with --include_path set to this suite's tasks and the "
+                       "`perturbed` model type registered. Every lm_eval flag works; without a GPU, "
+                       "--device cpu is added.", add_help=False)
+    p.add_argument("lm_eval_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_eval)
+    p = sub.add_parser("tasks", help="list this suite's tasks and groups")
+    p.set_defaults(func=_cmd_tasks)
+    p = sub.add_parser("tasks-dir", help="print the tasks folder (for lm_eval --include_path)")
+    p.set_defaults(func=_cmd_tasks_dir)
+    for module in AREA_CLIS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"]:  # pass every flag, --help included, straight to lm-eval
+        return run_lm_eval(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""Judging whole record sets: batch through a judge, keep every input field, add the verdict fields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from safety_bench.judges.base import Judge, JudgeInput
+from safety_bench.metrics import summarize
+from safety_bench.records import iter_input_records, write_json, write_jsonl
+
+VERDICT_FIELDS = ("judge", "score", "harmful", "refused", "error", "reason", "raw", "judge_version")
+
+
+def judge_records(records: Iterable[Mapping[str, Any]], judge: Judge) -> list[dict[str, Any]]:
+    """Judge records in one batch; output = input fields + verdict fields (DESIGN.md contract)."""
+    rows = [dict(r) for r in records]
+    items = [JudgeInput(instruction=str(r["instruction"]), response=str(r["response"]),
+                        category=r.get("category"), id=r.get("id")) for r in rows]
+    verdicts = judge.judge(items) if items else []
+    if len(verdicts) != len(rows):
+        raise RuntimeError(f"judge {judge.name} returned {len(verdicts)} verdicts for {len(rows)} records")
+    out = []
+    for row, verdict in zip(rows, verdicts):
+        for key in VERDICT_FIELDS:  # a re-judged file must not keep the previous judge's fields
+            row.pop(key, None)
+        out.append({**row, **verdict.as_fields()})
+    return out
+
+
+def summary_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name.removesuffix(".jsonl") + ".summary.json")
+
+
+def judge_file(input_path: str | Path, output_path: str | Path, judge: Judge) -> dict[str, Any]:
+    """`safety-bench judge`: judge a JSONL file or lm-eval samples folder; write records and summary."""
+    judged = judge_records(iter_input_records(input_path), judge)
+    write_jsonl(output_path, judged)
+    summary = summarize(judged)
+    write_json(summary_path(output_path), summary)
+    return summary
