@@ -115,13 +115,15 @@ def hexphi_hub(revision: str | None = None) -> list[Prompt]:
             raise DataSourceError(_hub_help("access to the gated dataset is missing")) from None
         except RepositoryNotFoundError:
             raise DataSourceError(_hub_help("the dataset was not found or the token lacks access")) from None
+        except LocalEntryNotFoundError:  # (a subclass of EntryNotFoundError: test it first)
+            raise DataSourceError(_hub_help("the hub cannot be reached and no cached copy exists")) from None
         except EntryNotFoundError:
             continue  # a withdrawn category (category 2 in the public release)
-        except LocalEntryNotFoundError:
-            raise DataSourceError(_hub_help("the hub cannot be reached and no cached copy exists")) from None
         except OSError as exc:  # connection errors and HTTP errors surface as OSError subclasses
             raise DataSourceError(_hub_help(f"{type(exc).__name__}: {exc}".splitlines()[0][:200])) from None
         prompts += _read_category_csv(Path(path).read_text(encoding="utf-8"), number, "hexphi")
+    if not prompts:
+        raise DataSourceError(_hub_help("the dataset holds no category_N.csv files"))
     return prompts
 
 

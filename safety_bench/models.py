@@ -36,10 +36,14 @@ def smollm2_gguf() -> Path:
     return path
 
 
+def _complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+
+
 def smollm2_dir() -> Path:
     """A local HF folder of SmolLM2-135M-Instruct (fp32), converted from the GGUF file on first use."""
     target = cache_dir() / SMOLLM2_NAME
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if _complete(target):
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -59,9 +63,13 @@ def smollm2_dir() -> Path:
     try:
         fresh.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
+        if target.exists() and not _complete(target):
             shutil.rmtree(target)
-        os.replace(tmp, target)  # atomic: a killed conversion never leaves a half-written folder
+        try:
+            os.replace(tmp, target)  # atomic: a killed conversion never leaves a half-written folder
+        except OSError:
+            if not _complete(target):  # another process finished first: its folder is as good as ours
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

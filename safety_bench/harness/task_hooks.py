@@ -9,6 +9,7 @@ and how each logged sample records the settings it was made with.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import warnings
 from typing import Any
@@ -140,14 +141,16 @@ def _with_empty_system_turn(template: Any, messages: list[dict[str, str]], *args
 class JudgeFilter:
     """lm-eval filter that judges every response of a task in one batch (API judges run concurrently).
 
-    It replaces each response by a verdict dict (response included), so logged samples carry the verdict.
+    It replaces each response by its verdict (response included) serialised as JSON: lm-eval writes
+    filtered responses with `str()`, so a JSON string is the form that survives into the samples files
+    unchanged and reads back with `parse_verdict`.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         self.judge_name = kwargs.get("judge")
 
     def apply(self, resps: list[list[str]], docs: list[dict]) -> list[dict[str, Any]]:
-        from safety_bench.judges.registry import get_judge
+        from safety_bench.judges.registry import shared_judge as get_judge  # one instance per process, cached
 
         names = {self.judge_name or d.get("judge", "keyword") for d in docs}
         out: list[dict[str, Any] | None] = [None] * len(docs)
@@ -164,7 +167,23 @@ class JudgeFilter:
                                 category=docs[i].get("category"), id=docs[i].get("id")) for i in idx]
             for i, verdict in zip(idx, judge.judge(items)):
                 out[i] = {"response": _first(resps[i]), **verdict.as_fields()}
-        return out  # type: ignore[return-value]
+        return [json.dumps(v, ensure_ascii=False) for v in out]  # type: ignore[return-value]
+
+
+def parse_verdict(value: Any) -> dict[str, Any] | None:
+    """The verdict dict of a logged sample's `filtered_resps[0]` (None if no judging filter ran)."""
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+        if isinstance(parsed, dict) and "judge" in parsed and "response" in parsed:
+            return parsed
+    return None
 
 
 def _first(resp: Any) -> str:
@@ -177,12 +196,12 @@ def process_results(doc: dict, results: list[Any]) -> dict[str, float | None]:
     """Per-document metrics from the verdict; unscored records give None, which aggregation skips."""
     if doc.get(PLACEHOLDER_FIELD):
         return {}
-    verdict = results[0]
-    if not isinstance(verdict, dict):  # no judging filter ran (a custom filter list): judge here
-        from safety_bench.judges.registry import get_judge
+    verdict = parse_verdict(results[0])
+    if verdict is None:  # no judging filter ran (a custom filter list): judge here
+        from safety_bench.judges.registry import shared_judge as get_judge
 
         v: Verdict = get_judge(doc.get("judge", "keyword")).judge(
-            [JudgeInput(doc["instruction"], str(verdict), doc.get("category"), doc.get("id"))])[0]
+            [JudgeInput(doc["instruction"], _first(results[0]), doc.get("category"), doc.get("id"))])[0]
         verdict = v.as_fields()
     unscored = verdict.get("error") is not None
     out: dict[str, float | None] = {"unscored": 1.0 if unscored else 0.0}

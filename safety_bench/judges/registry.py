@@ -4,6 +4,11 @@ Specs come from the bundled `judges/` folder, then any folders in `SAFETY_BENCH_
 (os.pathsep-separated) or given by flag, then the `safety_bench.judges` entry-point group (each entry
 point names a spec-less judge class, or a callable returning a spec dict). A later spec of the same
 name replaces an earlier one, so users can override a bundled judge.
+
+Relative file parameters of a spec (`template`, and `model` when such a folder exists beside the spec)
+are resolved against the spec's folder, so a spec and its prompt file travel together. Judges that can
+describe their identity (`cache_identity()`: API and model-based judges) come back wrapped in the shared
+SQLite judge cache unless the cache is turned off; instant judges (keyword) are never cached.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import yaml
 
 from safety_bench.judges.base import Judge
+from safety_bench.judges.cache import CachedJudge, JudgeCache, open_cache
 from safety_bench.resources import judges_dir
 
 JUDGES_DIR_ENV = "SAFETY_BENCH_JUDGES_DIR"
@@ -84,18 +90,56 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def get_judge(name: str, extra_dirs: Iterable[str | os.PathLike[str]] = (), **overrides: Any) -> Judge:
-    """Instantiate a judge by spec name; keyword overrides replace spec parameters."""
+FILE_PARAMS = ("template", "model")
+
+
+def _resolve_files(params: dict[str, Any], spec_dir: str | None) -> dict[str, Any]:
+    """Spec-relative paths become absolute when the file/folder exists beside the spec."""
+    if not spec_dir:
+        return params
+    for key in FILE_PARAMS:
+        value = params.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            candidate = Path(spec_dir) / value
+            if candidate.exists():
+                params[key] = str(candidate)
+    return params
+
+
+def get_judge(name: str, extra_dirs: Iterable[str | os.PathLike[str]] = (), *,
+              cache: JudgeCache | str | os.PathLike[str] | bool | None = None, **overrides: Any) -> Judge:
+    """Instantiate a judge by spec name; keyword overrides replace spec parameters.
+
+    `cache`: None = the shared default cache (`SAFETY_BENCH_JUDGE_CACHE`, `off` disables it), False = no
+    cache, a path = that SQLite file, or an open `JudgeCache`. Only judges with `cache_identity()` use it.
+    """
     specs = load_specs(extra_dirs)
     if name not in specs:
         raise KeyError(f"unknown judge {name!r}; known judges: {', '.join(sorted(specs))} "
                        f"(add a YAML spec to a folder in {JUDGES_DIR_ENV} to define one)")
     spec = specs[name]
-    params = {k: v for k, v in spec.params.items() if k != "spec_dir"}
-    params.update(overrides)
+    params = _resolve_files({k: v for k, v in spec.params.items() if k != "spec_dir"},
+                            spec.params.get("spec_dir"))
+    params.update({k: v for k, v in overrides.items()})
     cls = _import(spec.cls)
     try:
         judge = cls(name=spec.name, version=spec.version, **params)
     except TypeError as exc:
         raise ValueError(f"judge spec {spec.source}: bad parameters for {spec.cls}: {exc}") from None
+    if callable(getattr(judge, "cache_identity", None)):
+        store = open_cache(cache)
+        if store is not None:
+            return CachedJudge(judge, store)  # type: ignore[return-value]
     return judge
+
+
+_SHARED: dict[tuple[str, str], Judge] = {}
+
+
+def shared_judge(name: str) -> Judge:
+    """One judge instance per name and process (lm-eval calls the filter once per subtask: a classifier
+    is loaded once, and the API client's usage adds up over the whole group)."""
+    key = (name, os.environ.get(JUDGES_DIR_ENV, "") + "|" + os.environ.get("SAFETY_BENCH_JUDGE_CACHE", ""))
+    if key not in _SHARED:
+        _SHARED[key] = get_judge(name)
+    return _SHARED[key]

@@ -1,0 +1,48 @@
+"""Shared plumbing of the local-model judges: device and dtype choice, batching, model fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def pick_device(device: str | None) -> str:
+    """`auto`/None → cuda when available, else cpu; anything else is passed to torch as given."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def pick_dtype(dtype: str | None, device: str) -> Any:
+    """`auto`/None → bfloat16 on GPU, float32 on CPU (CPU half precision is slow and lossy)."""
+    import torch
+
+    if dtype in (None, "", "auto"):
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, str(dtype))
+
+
+def batches(seq: list[T], size: int) -> Iterator[list[T]]:
+    size = max(1, int(size))
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
+
+
+def model_fingerprint(model: str) -> str:
+    """A local folder's identity: file names, sizes and mtimes (cheap; a re-trained model is a new key).
+    A hub name is its own identity (pin a revision in the name's spec when it matters)."""
+    path = Path(model)
+    if not path.is_dir():
+        return model
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = file.stat()
+        h.update(f"{file.relative_to(path)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return f"{os.path.abspath(path)}@{h.hexdigest()[:16]}"
