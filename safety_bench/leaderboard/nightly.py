@@ -1,0 +1,272 @@
+"""`safety-bench nightly`: evaluate what is new or changed, then rebuild the board.
+
+Work is keyed so that nothing is redone: a generation run by (weights id, tasks and their versions,
+prompt source, system prompt, generation settings), a judgement by (that run, judge name, judge
+version), a landscape by (weights id, sweep arguments). A second run with nothing new therefore makes no
+generation and no judge call. One model failing does not stop the others: its error goes to the board's
+log and the exit status is non-zero. A lock file in the store stops two runs from colliding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from safety_bench.leaderboard.ingest import add_lm_eval_results
+from safety_bench.leaderboard.lock import locked
+from safety_bench.leaderboard.provenance import now_iso, software_versions, task_versions
+from safety_bench.leaderboard.ranking import build_board
+from safety_bench.leaderboard.render import write_board
+from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, content_key
+
+log = logging.getLogger("safety_bench.nightly")
+
+LOCK_NAME = ".nightly.lock"
+DEFAULT_TASKS = ("safety_landscape_mini", "safety_benign")
+
+
+class ConfigError(ValueError):
+    """The nightly config is invalid; the message names the field."""
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    path: str | None = None
+    hub: str | None = None
+    revision: str | None = None
+    model_args: str = ""
+    landscape: str | None = None  # an existing landscape folder to publish with this model
+    sweep: dict[str, Any] | None = None
+
+    @property
+    def pretrained(self) -> str:
+        return str(self.path or self.hub)
+
+
+@dataclass
+class NightlyConfig:
+    models: list[ModelSpec]
+    store: Path
+    out: Path
+    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
+    judges: list[str] = field(default_factory=lambda: ["keyword"])
+    data: str = "hexphi"
+    system_prompt: str = "default"
+    generation: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, Any] = field(default_factory=dict)
+    stale_lock_hours: float = 12.0
+
+
+@dataclass
+class NightlyReport:
+    generations: int = 0  # lm-eval runs made
+    judge_calls: int = 0  # judge batches run
+    sweeps: int = 0
+    skipped: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    gaps: list[str] = field(default_factory=list)
+    board: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+
+def load_config(path: str | os.PathLike[str]) -> NightlyConfig:
+    """Read leaderboards/nightly.yaml; relative paths are relative to the config file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list) or not raw["models"]:
+        raise ConfigError(f"{path}: needs a non-empty `models` list")
+    base = path.parent
+
+    def rel(value: Any) -> Path:
+        p = Path(os.path.expandvars(str(value))).expanduser()
+        return p if p.is_absolute() else (base / p)
+
+    models = []
+    for i, m in enumerate(raw["models"]):
+        if not isinstance(m, dict) or not m.get("name") or not (m.get("path") or m.get("hub")):
+            raise ConfigError(f"{path}: models[{i}] needs `name` and `path` (a checkpoint folder) or `hub` "
+                              "(a hub id, with `revision`)")
+        args = m.get("model_args") or ""
+        if isinstance(args, dict):
+            args = ",".join(f"{k}={v}" for k, v in args.items())
+        models.append(ModelSpec(name=str(m["name"]), path=str(rel(m["path"])) if m.get("path") else None,
+                                hub=m.get("hub"), revision=m.get("revision"), model_args=str(args),
+                                landscape=str(rel(m["landscape"])) if m.get("landscape") else None,
+                                sweep=m.get("sweep")))
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: model names must be unique")
+    return NightlyConfig(models=models, store=rel(raw.get("store", "store")), out=rel(raw.get("out", "board")),
+                         tasks=list(raw.get("tasks") or DEFAULT_TASKS), judges=list(raw.get("judges") or ["keyword"]),
+                         data=str(raw.get("data", "hexphi")), system_prompt=str(raw.get("system_prompt", "default")),
+                         generation=dict(raw.get("generation") or {}), sweep=dict(raw.get("sweep") or {}),
+                         stale_lock_hours=float(raw.get("stale_lock_hours", 12.0)))
+
+
+# ---------------------------------------------------------------------- keys
+
+def model_weights_id(spec: ModelSpec) -> str:
+    from safety_bench.weights_id import weights_id
+
+    if spec.path:
+        return weights_id(spec.path)
+    if spec.revision and len(spec.revision) == 40 and all(c in "0123456789abcdef" for c in spec.revision):
+        return f"hf:{spec.revision}"  # a pinned commit names the weights without asking the hub
+    return weights_id(f"{spec.hub}@{spec.revision or 'main'}")
+
+
+def generation_settings(cfg: NightlyConfig, spec: ModelSpec) -> dict[str, Any]:
+    """Everything that changes the generated text, and so the generation key."""
+    gen = cfg.generation
+    return {"tasks": task_versions(cfg.tasks), "data": cfg.data, "system_prompt": cfg.system_prompt,
+            "model_type": gen.get("model", "hf"), "model_args": spec.model_args,
+            "max_gen_toks": int(gen.get("max_gen_toks", 512)),
+            "apply_chat_template": bool(gen.get("apply_chat_template", True)), "limit": gen.get("limit")}
+
+
+# ---------------------------------------------------------------------- the work
+
+class Evaluator:
+    """Runs lm-eval; the TaskManager is built on first use only, so an up-to-date night never pays for it."""
+
+    def __init__(self, cfg: NightlyConfig) -> None:
+        self.cfg = cfg
+        self._tm: Any = None
+
+    def __call__(self, spec: ModelSpec, settings: Mapping[str, Any]) -> dict[str, Any]:
+        import lm_eval
+        from lm_eval.tasks import TaskManager
+
+        from safety_bench.harness import register
+        from safety_bench.resources import tasks_dir
+
+        register()
+        if self._tm is None:
+            self._tm = TaskManager(include_path=str(tasks_dir()), metadata={
+                "data": self.cfg.data, "judge": "keyword", "system_prompt": self.cfg.system_prompt})
+        gen = self.cfg.generation
+        device = str(gen.get("device", "auto"))
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        args = [f"pretrained={spec.pretrained}"]
+        if spec.hub and spec.revision:
+            args.append(f"revision={spec.revision}")
+        if spec.model_args:
+            args.append(spec.model_args)
+        return lm_eval.simple_evaluate(
+            model=settings["model_type"], model_args=",".join(args), tasks=list(self.cfg.tasks),
+            task_manager=self._tm, apply_chat_template=settings["apply_chat_template"],
+            batch_size=gen.get("batch_size", 16), device=device, limit=settings.get("limit"),
+            gen_kwargs=f"max_gen_toks={settings['max_gen_toks']}", log_samples=True)
+
+
+def _judge_run(store: Store, run: RunInfo, judges: list[str], report: NightlyReport,
+               get_judge: Callable[[str], Any]) -> None:
+    from safety_bench.judges.run import judge_records
+
+    generations: list[dict[str, Any]] | None = None
+    for name in judges:
+        judge = get_judge(name)
+        if store.has_judgement(run, judge.name, str(judge.version)):
+            continue
+        if generations is None:
+            generations = store.load_generations(run)
+        rows = judge_records(generations, judge)
+        report.judge_calls += 1
+        run = store.add_judgement(run, judge.name, str(judge.version), rows)
+
+
+def _sweep(store: Store, cfg: NightlyConfig, spec: ModelSpec, wid: str, report: NightlyReport) -> None:
+    """Publish an existing landscape folder, and run the configured landscape sweep when it is new."""
+    if spec.landscape:
+        meta = {"model": {"weights_id": wid}, "source": spec.landscape}
+        store.add_landscape(spec.name, spec.landscape, meta)
+    sweep = {**cfg.sweep, **(spec.sweep or {})}
+    if not sweep.get("enabled", bool(sweep.get("args"))):
+        return
+    args = [str(a).replace("{model}", spec.pretrained) for a in sweep.get("args") or []]
+    if "--model" not in args:
+        args = ["--model", spec.pretrained, *args]
+    if "--name" not in args:
+        args += ["--name", spec.name]
+    key = content_key("sweep", wid, args, task_versions(list(sweep.get("tasks") or [])))
+    if any(r.key == key for r in store.runs(spec.name, LANDSCAPE)):
+        report.skipped.append(f"{spec.name}: landscape sweep up to date")
+        return
+    import argparse
+
+    from safety_bench.cli import build_parser, main
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    if "landscape" not in commands:
+        report.gaps.append(f"{spec.name}: a sweep is configured but this install has no `safety-bench landscape` "
+                           "command; base point evaluated, landscape not run")
+        return
+    out = store.root / "sweeps" / key
+    code = main(["landscape", *args, "--out", str(out)])
+    if code != 0 or not (out / "landscape.json").exists():
+        raise RuntimeError(f"landscape sweep exited {code} without {out / 'landscape.json'}")
+    report.sweeps += 1
+    store.add_landscape(spec.name, out, {"model": {"weights_id": wid}, "key": key, "sweep_args": args})
+
+
+def evaluate_model(store: Store, cfg: NightlyConfig, spec: ModelSpec, report: NightlyReport,
+                   evaluator: Callable[[ModelSpec, Mapping[str, Any]], dict[str, Any]],
+                   get_judge: Callable[[str], Any]) -> None:
+    """Bring one model up to date: generation if new, each judge if new, landscape if configured."""
+    wid = model_weights_id(spec)
+    settings = generation_settings(cfg, spec)
+    key = content_key(wid, settings)
+    run = store.find_run(spec.name, BASE, key)
+    if run is None:
+        log.info("nightly: evaluating %s (%s)", spec.name, wid)
+        results = evaluator(spec, settings)
+        report.generations += 1
+        run = add_lm_eval_results(store, results, spec.name, weights_id=wid, key=key, extra_meta={
+            "settings": settings, "software": software_versions(), "created": now_iso(),
+            "dataset": {"source": cfg.data, "revision": cfg.data.partition("@")[2] or None},
+            "source": f"nightly: {spec.pretrained}" + (f"@{spec.revision}" if spec.revision else "")})
+    else:
+        report.skipped.append(f"{spec.name}: generations up to date (run {run.run_id})")
+    _judge_run(store, run, cfg.judges, report, get_judge)
+    _sweep(store, cfg, spec, wid, report)
+
+
+def run_nightly(cfg: NightlyConfig, evaluator: Callable[[ModelSpec, Mapping[str, Any]], dict[str, Any]] | None = None,
+                get_judge: Callable[[str], Any] | None = None) -> NightlyReport:
+    """The whole nightly job under the store's lock; returns what it did (exit code in `.exit_code`)."""
+    if get_judge is None:
+        from safety_bench.judges.registry import get_judge as registry_get_judge
+
+        get_judge = registry_get_judge
+    store = Store(cfg.store)
+    report = NightlyReport()
+    with locked(store.root / LOCK_NAME, stale_after=cfg.stale_lock_hours * 3600):
+        evaluator = evaluator or Evaluator(cfg)
+        for spec in cfg.models:
+            try:
+                evaluate_model(store, cfg, spec, report, evaluator, get_judge)
+            except Exception as exc:  # one model's failure must not stop the others being published
+                report.failures[spec.name] = f"{type(exc).__name__}: {exc}"
+                log.error("nightly: %s failed: %s\n%s", spec.name, exc, traceback.format_exc())
+        board = build_board(store)
+        board.log = ([f"FAILED {name}: {err}" for name, err in report.failures.items()]
+                     + [f"gap: {g}" for g in report.gaps] + board.log)
+        report.board = write_board(board, cfg.out)
+    return report

@@ -1,0 +1,72 @@
+"""Where a number came from: software versions, task versions, timestamps, and redaction of secrets.
+
+Every stored run carries this metadata so that a leaderboard cell can say which task version, judge
+version, prompt set and software produced it, and when. Anything that looks like a credential is
+removed before metadata is stored or rendered, because model arguments can carry API keys or tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import re
+from collections.abc import Mapping
+from importlib import metadata as _metadata
+from typing import Any
+
+_SECRET_KEY = re.compile(r"(token|secret|password|passwd|api[_-]?key|auth|credential|cookie)", re.I)
+_SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_-]{8,}|Bearer\s+\S+)")
+_SECRET_IN_ARGS = re.compile(r"((?:token|api_key|apikey|secret|password)\s*=\s*)[^,\s]+", re.I)
+REDACTED = "[redacted]"
+
+
+def now_iso() -> str:
+    """UTC timestamp in ISO 8601 with seconds, the store's one date format."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the packages that shape a result (missing packages are left out)."""
+    out = {"python": platform.python_version()}
+    for dist in ("safety-bench", "lm_eval", "torch", "transformers", "datasets", "vllm"):
+        try:
+            out[dist] = _metadata.version(dist)
+        except _metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def redact(obj: Any) -> Any:
+    """A copy of `obj` with credential-looking keys and values replaced, so secrets never reach a page."""
+    if isinstance(obj, Mapping):
+        return {k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "")
+                    else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact(v) for v in obj]
+    if isinstance(obj, str):
+        return _SECRET_VALUE.sub(REDACTED, _SECRET_IN_ARGS.sub(lambda m: m.group(1) + REDACTED, obj))
+    return obj
+
+
+def task_versions(names: list[str]) -> dict[str, Any]:
+    """`metadata.version` of this suite's task YAMLs by task name, read without starting lm-eval."""
+    import yaml
+
+    from safety_bench.resources import tasks_dir
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_constructor("!function", lambda loader, node: None)
+    found: dict[str, Any] = {}
+    base_version: Any = None
+    template = tasks_dir() / "_safety_template_yaml"
+    if template.exists():
+        cfg = yaml.load(template.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        base_version = (cfg.get("metadata") or {}).get("version")
+    for path in sorted(tasks_dir().glob("*.yaml")):
+        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        name = cfg.get("task") if isinstance(cfg.get("task"), str) else cfg.get("group")
+        if name in names:
+            found[str(name)] = (cfg.get("metadata") or {}).get("version", base_version)
+    return {n: found.get(n) for n in names}

@@ -1,0 +1,263 @@
+"""From a store to ranked leaderboard rows (DESIGN.md "Ranking").
+
+Order: models with a landscape by VISAGE (higher first), ties by harmfulness rate (lower first); then
+models without a landscape by harmfulness rate. The harm rate comes from a rubric judge (share of
+answers scored 5) when any model has rubric results; otherwise it is the keyword judge's ASR, and the
+chosen judge is named in every header. Every number keeps its provenance: judge and version, task and
+version, run id, date, prompt-set hash and weights id. A model whose entry is corrupt or partial is
+reported in `Board.log` and left out; the rest of the board still builds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safety_bench.categories import BENIGN, SLUGS
+from safety_bench.leaderboard.ingest import harmful_and_benign
+from safety_bench.leaderboard.provenance import now_iso
+from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, StoreError
+from safety_bench.metrics import summarize_group
+
+RANDOM_KINDS = ("1d_random", "2d_random")
+TIE_DIGITS = 6
+
+
+@dataclass
+class Row:
+    """One model on the board; every number is a dict with `value`, `ci`, `n` and its provenance."""
+
+    name: str
+    weights_id: str | None
+    visage: dict[str, Any] | None = None
+    harm: dict[str, Any] | None = None
+    harm_score: dict[str, Any] | None = None
+    per_category: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    over_refusal: dict[str, Any] | None = None
+    landscape_plots: list[Path] = field(default_factory=list)
+    landscape: dict[str, Any] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rank: int = 0
+
+
+@dataclass
+class Board:
+    rows: list[Row]
+    harm_judge: str | None
+    harm_metric: str  # "harmfulness_rate" (rubric) or "asr" (refusal/keyword judges)
+    visage_judge: str | None
+    refusal_judge: str | None
+    built: str
+    store: str
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def harm_label(self) -> str:
+        """The harm column's title, naming the judge."""
+        if self.harm_metric == "harmfulness_rate":
+            return f"Harmfulness rate [{self.harm_judge}]"
+        return f"Harm rate = ASR [{self.harm_judge}]"
+
+
+def _number(value: float | None, ci: Any, n: int, **prov: Any) -> dict[str, Any] | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return {"value": float(value), "ci": list(ci) if ci else None, "n": n, **prov}
+
+
+def _provenance(run: RunInfo, meta: Mapping[str, Any], judge: str, kind: str) -> dict[str, Any]:
+    tasks = meta.get("tasks") or {}
+    hashes = meta.get("prompt_set_hash") or {}
+    return {"judge": judge, "judge_version": ((meta.get("judges") or {}).get(judge) or {}).get("version"),
+            "run": run.run_id, "date": meta.get("evaluated") or meta.get("created") or run.created,
+            "stored": meta.get("created"),
+            "tasks": {t: (v or {}).get("version") for t, v in tasks.items()} if isinstance(tasks, dict) else tasks,
+            "prompt_set_hash": hashes.get(kind) if isinstance(hashes, dict) else hashes,
+            "weights_id": (meta.get("model") or {}).get("weights_id"),
+            "dataset": meta.get("dataset"), "system_prompt": meta.get("system_prompt")}
+
+
+def _harm_number(records: list[dict[str, Any]], metric: str, prov: dict[str, Any]) -> dict[str, Any] | None:
+    g = summarize_group(records)
+    if metric == "harmfulness_rate":
+        n = sum(1 for r in records if r.get("error") is None and r.get("score") is not None)
+        return _number(g.get("harmfulness_rate"), g.get("harmfulness_rate_ci"), n, metric=metric,
+                       unscored=g["unscored"], **prov)
+    n = sum(1 for r in records if r.get("error") is None and r.get("harmful") is not None)
+    return _number(g.get("asr"), g.get("asr_ci"), n, metric="asr", unscored=g["unscored"], **prov)
+
+
+@dataclass
+class _Loaded:
+    name: str
+    weights_id: str | None
+    base: list[tuple[RunInfo, dict[str, Any]]]  # newest first
+    landscapes: list[tuple[RunInfo, dict[str, Any]]]
+
+
+def _load(store: Store, model: Mapping[str, Any], log: list[str]) -> _Loaded | None:
+    name = str(model["name"])
+    try:
+        base = [(r, store.load_base(r)) for r in store.runs(name, BASE)]
+        scapes = [(r, store.load_landscape(r)) for r in store.runs(name, LANDSCAPE)]
+    except (StoreError, OSError, ValueError, KeyError, TypeError) as exc:
+        log.append(f"skipped model {name!r}: corrupt or partial entry: {exc}")
+        return None
+    if not base and not scapes:
+        log.append(f"skipped model {name!r}: no runs stored")
+        return None
+    return _Loaded(name, model.get("weights_id"), base, scapes)
+
+
+def _judges_with(loaded: list[_Loaded], predicate: Any) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    for m in loaded:
+        judges = {j for _, data in m.base for j, rows in data["judged"].items() if predicate(rows)}
+        seen.update(judges)
+    return seen
+
+
+def _is_rubric(rows: list[dict[str, Any]]) -> bool:
+    harmful, _ = harmful_and_benign(rows)
+    return "harmfulness_rate" in summarize_group(harmful) if harmful else False
+
+
+def _pick(counter: Counter[str], preferred: tuple[str, ...] = ()) -> str | None:
+    if not counter:
+        return None
+    best = max(counter.values())
+    for p in preferred:
+        if counter.get(p) == best:
+            return p
+    return sorted(j for j, c in counter.items() if c == best)[0]
+
+
+def _latest(m: _Loaded, judge: str, want: str) -> tuple[RunInfo, dict[str, Any], list[dict]] | None:
+    """Newest base run that has `judge` records of the wanted kind (harmful or benign prompts)."""
+    for run, data in m.base:
+        rows = data["judged"].get(judge) or []
+        harmful, benign = harmful_and_benign(rows)
+        chosen = benign if want == BENIGN else harmful
+        if chosen:
+            return run, data["meta"], chosen
+    return None
+
+
+def _visage(m: _Loaded, judge: str | None, row: Row) -> None:
+    scapes = sorted(m.landscapes, key=lambda x: (x[1]["landscape"].get("kind") not in RANDOM_KINDS,
+                                                 _neg(x[0].created)))
+    for run, data in scapes:
+        vis = data["landscape"].get("visage") or {}
+        use = judge if judge in vis else ("keyword" if "keyword" in vis else next(iter(sorted(vis)), None))
+        entry = vis.get(use) if use else None
+        if not isinstance(entry, dict) or entry.get("mean") is None:
+            continue
+        meta = data["meta"]
+        per_dir = entry.get("per_direction") or []
+        row.visage = _number(entry.get("mean"), entry.get("ci"), len(per_dir) if isinstance(per_dir, list) else 0,
+                             metric="visage", judge=use, untrimmed=entry.get("untrimmed"),
+                             landscape_kind=data["landscape"].get("kind"), task=data["landscape"].get("task"),
+                             run=run.run_id, date=meta.get("created") or run.created,
+                             prompt_set_hash=data["landscape"].get("prompt_set_hash"),
+                             weights_id=(meta.get("model") or {}).get("weights_id"))
+        if use != judge and judge:
+            row.notes.append(f"VISAGE judged by {use} (no {judge} landscape)")
+        row.landscape_plots = list(data["plots"])
+        row.landscape = data["landscape"]
+        return
+
+
+def _neg(text: str) -> str:
+    return "".join(chr(0x10FFFF - ord(c)) for c in text or "")
+
+
+def build_board(store: Store, harm_judge: str | None = None, visage_judge: str | None = None,
+                refusal_judge: str | None = None) -> Board:
+    """Rank every model in the store; corrupt entries are logged in `Board.log` and skipped."""
+    log: list[str] = []
+    loaded = [m for m in (_load(store, info, log) for info in store.models()) if m is not None]
+    rubric = _judges_with(loaded, _is_rubric)
+    if harm_judge is None:
+        harm_judge = _pick(rubric) or _pick(_judges_with(loaded, lambda rows: bool(harmful_and_benign(rows)[0])),
+                                            ("keyword",))
+    metric = "harmfulness_rate" if harm_judge in rubric else "asr"
+    if refusal_judge is None:
+        refusal_judge = _pick(_judges_with(loaded, lambda rows: any(
+            r.get("refused") is not None for r in harmful_and_benign(rows)[1])), ("keyword", "refusal_heuristic"))
+    if visage_judge is None:
+        scape_judges: Counter[str] = Counter(j for m in loaded for _, d in m.landscapes
+                                             for j in (d["landscape"].get("visage") or {}))
+        visage_judge = _pick(scape_judges, ("keyword",))
+    rows: list[Row] = []
+    for m in loaded:
+        row = Row(name=m.name, weights_id=m.weights_id)
+        try:
+            _fill_row(m, row, harm_judge, metric, refusal_judge, visage_judge)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.append(f"skipped model {m.name!r}: malformed entry: {exc}")
+            continue
+        rows.append(row)
+        for note in row.notes:
+            log.append(f"{m.name}: {note}")
+    rows = rank_rows(rows)
+    return Board(rows=rows, harm_judge=harm_judge, harm_metric=metric, visage_judge=visage_judge,
+                 refusal_judge=refusal_judge, built=now_iso(), store=str(store.root), log=log)
+
+
+def _fill_row(m: _Loaded, row: Row, harm_judge: str | None, metric: str, refusal_judge: str | None,
+              visage_judge: str | None) -> None:
+    if harm_judge:
+        found = _latest(m, harm_judge, "harmful")
+        if found:
+            run, meta, rows = found
+            prov = _provenance(run, meta, harm_judge, "harmful")
+            row.harm = _harm_number(rows, metric, prov)
+            if metric == "harmfulness_rate":
+                g = summarize_group(rows)
+                row.harm_score = _number(g.get("harmfulness_score"), None, g["scored"], metric="harmfulness_score",
+                                         **prov)
+            by_cat: dict[str, list[dict]] = {}
+            for r in rows:
+                by_cat.setdefault(str(r.get("category")), []).append(r)
+            row.per_category = {c: (_harm_number(by_cat[c], metric, prov) if c in by_cat else None) for c in SLUGS}
+            row.weights_id = row.weights_id or prov["weights_id"]
+        else:
+            row.notes.append(f"no {harm_judge} results on harmful prompts")
+            row.per_category = {c: None for c in SLUGS}
+    if refusal_judge:
+        found = _latest(m, refusal_judge, BENIGN)
+        if found:
+            run, meta, rows = found
+            g = summarize_group(rows)
+            n = sum(1 for r in rows if r.get("error") is None and r.get("refused") is not None)
+            row.over_refusal = _number(g.get("refusal_rate"), g.get("refusal_rate_ci"), n, metric="refusal_rate",
+                                       **_provenance(run, meta, refusal_judge, "benign"))
+    _visage(m, visage_judge, row)
+    samples_judge = harm_judge if harm_judge and any(harm_judge in d["judged"] for _, d in m.base) else None
+    if m.base:
+        run, data = m.base[0]
+        judge = samples_judge if samples_judge in data["judged"] else next(iter(sorted(data["judged"])), None)
+        row.records = list(data["judged"].get(judge, [])) if judge else []
+    if row.visage and row.harm and row.visage.get("weights_id") and row.harm.get("weights_id") \
+            and row.visage["weights_id"] != row.harm["weights_id"]:
+        row.notes.append("landscape and base-point results come from different weights")
+
+
+def sort_key(row: Row) -> tuple[Any, ...]:
+    """VISAGE first (higher better), harm rate as tie-break (lower better); then no-landscape models."""
+    harm = row.harm["value"] if row.harm else math.inf
+    if row.visage is not None:
+        return (0, -round(row.visage["value"], TIE_DIGITS), harm, row.name)
+    return (1, 0.0, harm, row.name)
+
+
+def rank_rows(rows: list[Row]) -> list[Row]:
+    ordered = sorted(rows, key=sort_key)
+    for i, row in enumerate(ordered, 1):
+        row.rank = i
+    return ordered

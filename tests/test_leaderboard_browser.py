@@ -1,0 +1,108 @@
+"""A real browser opens the static board from disk, sorts by a column, and the order is checked.
+
+Needs headless Chromium and chromedriver (Debian: `apt-get install chromium chromium-driver`) and the
+`selenium` package; skipped with the reason when any is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from safety_bench.leaderboard.ranking import build_board
+from safety_bench.leaderboard.render import write_board
+from safety_bench.leaderboard.store import Store
+
+CHROMIUM = next((p for p in (os.environ.get("CHROMIUM_BIN"), shutil.which("chromium"),
+                             shutil.which("chromium-browser"), shutil.which("google-chrome")) if p), None)
+DRIVER = os.environ.get("CHROMEDRIVER_BIN") or shutil.which("chromedriver")
+SCREENSHOT_DIR = os.environ.get("SAFETY_BENCH_SCREENSHOT_DIR")
+
+
+def _records(model: str, harmful_share: float, refused_benign: int) -> list[dict]:
+    """Constructed judged records (test data): 11 categories x 4 prompts + 10 benign prompts."""
+    from safety_bench.categories import SLUGS
+
+    rows = []
+    for c, slug in enumerate(SLUGS):
+        for i in range(4):
+            harmful = (c * 4 + i) < round(harmful_share * 44)
+            rows.append({"id": f"{slug}-{i}", "category": slug, "task": "safety_landscape_mini",
+                         "instruction": f"do {slug} {i}", "response": "<b>ok</b>" if harmful else "I cannot",
+                         "judge": "keyword", "harmful": harmful, "refused": not harmful, "error": None,
+                         "score": None, "judge_version": "1"})
+    for i in range(10):
+        rows.append({"id": f"benign-{i}", "category": "benign", "task": "safety_benign", "instruction": f"b{i}",
+                     "response": "x", "judge": "keyword", "harmful": i >= refused_benign,
+                     "refused": i < refused_benign, "error": None, "score": None, "judge_version": "1"})
+    return rows
+
+
+@pytest.fixture()
+def board_dir(tmp_path: Path) -> Path:
+    store = Store(tmp_path / "store")
+    for name, share, refused in (("north", 0.5, 1), ("south", 0.1, 6), ("east", 0.9, 0), ("west", 0.3, 3)):
+        rows = _records(name, share, refused)
+        gens = [{k: r[k] for k in ("id", "category", "task", "instruction", "response")} for r in rows]
+        store.add_base_run(name, gens, {"model": {"weights_id": f"test:{name}"}}, {"keyword": rows})
+    write_board(build_board(store), tmp_path / "board")
+    return tmp_path / "board"
+
+
+def _driver():
+    if not CHROMIUM or not DRIVER:
+        pytest.skip("no headless browser: install Debian packages chromium and chromium-driver "
+                    "(or set CHROMIUM_BIN and CHROMEDRIVER_BIN)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("the selenium package is not installed (pip install selenium)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="sb-chromium-")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1600,1000", f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(DRIVER), options=opts), profile
+
+
+def _order(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [tr.get_attribute("data-model") for tr in driver.find_elements(By.CSS_SELECTOR, "#board tbody tr")]
+
+
+def test_board_sorts_in_headless_chromium(board_dir: Path, tmp_path: Path):
+    from selenium.webdriver.common.by import By
+
+    driver, profile = _driver()
+    try:
+        driver.get((board_dir / "index.html").as_uri())
+        ranked = json.loads((board_dir / "leaderboard.json").read_text())["rows"]
+        assert _order(driver) == [r["model"] for r in ranked]  # initial order = the ranking
+        assert _order(driver) == ["south", "west", "north", "east"]  # no landscapes: by harm rate
+        header = driver.find_element(By.ID, "col-over_refusal")
+        header.click()
+        assert _order(driver) == ["east", "north", "west", "south"]  # over-refusal 0, 10, 30, 60 %
+        header.click()
+        assert _order(driver) == ["south", "west", "north", "east"]
+        driver.find_element(By.ID, "col-model").click()
+        assert _order(driver) == ["east", "north", "south", "west"]
+        shot_dir = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
+        shot_dir.mkdir(parents=True, exist_ok=True)
+        shot = shot_dir / "leaderboard-sorted.png"
+        assert driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 5000
+        driver.get((board_dir / "samples" / "east.html").as_uri())
+        cell = driver.find_elements(By.CSS_SELECTOR, "pre.response")[0]
+        assert cell.text == "<b>ok</b>"  # shown as text, not as markup
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
