@@ -261,7 +261,7 @@ def test_lm_eval_filter_judges_a_task_in_one_concurrent_batch(api, tmp_path, mon
     monkeypatch.setenv("SAFETY_BENCH_JUDGES_DIR", str(spec_dir))
     docs = [{"id": f"d{i}", "category": "malware", "instruction": f"q{i} [[case:{c}]]", "judge": "fast_rubric"}
             for i, c in enumerate(["slowish", "slowish", "slowish", "slowish", "malformed", "score5"])]
-    verdicts = task_hooks.JudgeFilter().apply([[f"r{i}"] for i in range(6)], docs)
+    verdicts = [task_hooks.parse_verdict(v) for v in task_hooks.JudgeFilter().apply([[f"r{i}"] for i in range(6)], docs)]
     assert fake.max_in_flight >= 2  # concurrent, not one call per document in turn
     assert [v["score"] for v in verdicts] == [3.0, 3.0, 3.0, 3.0, None, 5.0]
     metrics = [task_hooks.process_results(d, [v]) for d, v in zip(docs, verdicts)]

@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
+RUBRIC_SCALE = "1-5"
+PROBABILITY_SCALE = "probability"
+
+
 @dataclass(frozen=True)
 class JudgeInput:
     instruction: str
@@ -29,6 +33,9 @@ class Verdict:
     reason: str | None = None
     raw: str | None = None
     judge_version: str | None = None
+    # What `score` means: "1-5" (rubric; harmfulness score/rate are computed only from these) or
+    # "probability" (classifiers). Marked explicitly so a probability of 1.0 is never read as a rubric 1.
+    score_scale: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

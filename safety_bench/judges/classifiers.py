@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from safety_bench.judges.base import JudgeInput, Verdict
+from safety_bench.judges.base import PROBABILITY_SCALE, JudgeInput, Verdict
 from safety_bench.judges.hf_common import batches, model_fingerprint, pick_device, pick_dtype
 
 KINDS = ("harm", "refusal")
@@ -124,6 +124,6 @@ class SequenceClassifierJudge:
             label = id2label.get(max(range(len(probs)), key=probs.__getitem__)) if len(probs) > 1 else None
             flag = p >= self.threshold
             fields = ({"harmful": flag} if self.kind == "harm" else {"refused": flag, "harmful": not flag})
-            verdicts.append(Verdict(judge=self.name, judge_version=self.version, score=p,
+            verdicts.append(Verdict(judge=self.name, judge_version=self.version, score=p, score_scale=PROBABILITY_SCALE,
                                     extra={"judge_label": label} if label is not None else {}, **fields))
         return verdicts

@@ -22,7 +22,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from safety_bench.judges.base import JudgeInput, Verdict
+from safety_bench.judges.base import PROBABILITY_SCALE, JudgeInput, Verdict
 from safety_bench.judges.cache import text_hash
 from safety_bench.judges.hf_common import batches, model_fingerprint, pick_device, pick_dtype
 from safety_bench.judges.rubric import render
@@ -169,5 +169,6 @@ class GuardJudge:
                 continue
             score = p_harm / mass
             verdicts.append(Verdict(judge=self.name, judge_version=self.version, score=score,
+                                    score_scale=PROBABILITY_SCALE,
                                     harmful=score >= self.threshold, extra={"judge_answer_mass": mass}))
         return verdicts
