@@ -37,8 +37,41 @@ def _lm_eval_argv(argv: Sequence[str]) -> list[str]:
     return args
 
 
+def _pop_option(args: list[str], flag: str) -> str | None:
+    """Remove `flag VALUE` / `flag=VALUE` from args (this suite's options that lm-eval must not see)."""
+    for i, a in enumerate(args):
+        if a == flag:
+            if i + 1 >= len(args):
+                raise SystemExit(f"safety-bench eval: {flag} needs a value")
+            value = args[i + 1]
+            del args[i:i + 2]
+            return value
+        if a.startswith(flag + "="):
+            del args[i]
+            return a.split("=", 1)[1]
+    return None
+
+
+def _option(args: Sequence[str], flag: str) -> str | None:
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
 def run_lm_eval(argv: Sequence[str]) -> int:
-    """Run lm-eval's own CLI in-process, with this suite's model types registered."""
+    """Run lm-eval's own CLI in-process, with this suite's model types registered.
+
+    `--store S --name N` (this suite's, not lm-eval's) add the run's logged samples to a results store.
+    """
+    argv = list(argv)
+    store, name = _pop_option(argv, "--store"), _pop_option(argv, "--name")
+    output = _option(argv, "--output_path")
+    if store and (not output or "--log_samples" not in argv or not name):
+        print("safety-bench eval: --store needs --name, --output_path and --log_samples", file=sys.stderr)
+        return 2
     from lm_eval._cli import HarnessCLI
     from lm_eval.utils import setup_logging
 
@@ -53,6 +86,12 @@ def run_lm_eval(argv: Sequence[str]) -> int:
         cli.execute(cli.parse_args())
     finally:
         sys.argv = saved
+    if store:
+        from safety_bench.leaderboard.ingest import add_path
+        from safety_bench.leaderboard.store import Store
+
+        for run in add_path(Store(store), output, name):  # type: ignore[arg-type]
+            print(f"added to store {store}: {run}")
     return 0
 
 

@@ -41,7 +41,14 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(json.dumps(plan_records(iter_input_records(args.input), judge), default=str))
             return 0
+        if args.store and not args.name:
+            raise ValueError("--store needs --name (the model's name in the store)")
         summary = judge_file(args.input, args.output, judge)
+        if args.store:
+            from safety_bench.leaderboard.ingest import add_path
+            from safety_bench.leaderboard.store import Store
+
+            add_path(Store(args.store), args.output, args.name)
     except (KeyError, RecordError, FileNotFoundError, ValueError, ImportError) as exc:
         print(f"safety-bench judge: {exc}", file=sys.stderr)
         return 2
@@ -90,6 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the judge cache")
     p.add_argument("--dry-run", action="store_true",
                    help="print how many API calls and tokens the run would need (after cache hits); call nothing")
+    p.add_argument("--store", help="also add the judged records to this results store")
+    p.add_argument("--name", help="the model's name in the store (with --store)")
     p.set_defaults(func=_checked_judge)
     p = sub.add_parser("judges", help="list the known judges")
     p.add_argument("--judges-dir", action="append", help="extra folder of judge YAML specs (repeatable)")
