@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import build_tiny_model
+from safety_bench.judges.base import RUBRIC_SCALE
 from safety_bench.harness.task_hooks import parse_verdict
 from safety_bench.categories import SLUGS
 from safety_bench.judges.base import Verdict
@@ -34,7 +35,7 @@ class ScriptedRubric:
         ids = sorted(i.id for i in items if i.category != "benign")
         cut = set(ids[: round(self.rate * len(ids))])
         return [Verdict(judge=self.name, score=5.0 if i.id in cut else 1.0, harmful=i.id in cut,
-                        judge_version=self.version) for i in items]
+                        judge_version=self.version, score_scale=RUBRIC_SCALE) for i in items]
 
 
 def landscape_fixture(folder: Path, visage: float, weights_id: str) -> Path:
@@ -55,12 +56,11 @@ def landscape_fixture(folder: Path, visage: float, weights_id: str) -> Path:
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Real lm-eval runs of two tiny random models (one TaskManager, max 4 new tokens)."""
     import lm_eval
-    from lm_eval.tasks import TaskManager
 
-    from safety_bench.resources import tasks_dir
+    from safety_bench.harness import task_manager
 
     root = tmp_path_factory.mktemp("lb_models")
-    tm = TaskManager(include_path=str(tasks_dir()), metadata={"data": "sample"})
+    tm = task_manager({"data": "sample"})
     runs = {}
     for seed in (0, 1):
         folder = build_tiny_model(root / f"m{seed}", seed=seed)

@@ -1,9 +1,236 @@
-"""Subcommands of this area (registered by safety_bench.cli)."""
+"""`safety-bench landscape`: sweep a model's safety landscape, resume, shard, merge, or run the demo."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from safety_bench.landscape.grid import KINDS, Grid, build_grid
+
+# The demo: SmolLM2-135M's basin is narrow (its answers turn to noise by |α| ≈ 0.2), so a ±0.2 range in
+# 9 steps of 0.05 resolves the edge; 16 new tokens are enough for the keyword judge's refusal openers.
+# 2 bundled prompts per category (22, one batch of 24) keep a point near 30 s on a 2-core CPU (prefill
+# dominates): 44 prompts took 27 min for the whole demo on this machine while it was shared by other jobs.
+DEMO = {"range": 0.2, "points": 9, "batch_size": 24, "max_gen_toks": 16, "per_category": 2,
+        "out": "runs/demo-landscape"}
+# Generated tokens per second (prompt prefill included): SmolLM2-135M at batch 16 and 16 new tokens ran at
+# ~7/s on this project's 2-core CPU while shared with other jobs; assume about twice that alone.
+CPU_TOKENS_PER_S_135M = 15.0
+GPU_TOKENS_PER_S_7B = 1500.0  # rough: a 7B model, batch 16, one modern GPU
+
+
+def _parse_shard(value: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("--shard takes K/N, e.g. 2/4") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError("--shard K/N needs 1 <= K <= N")
+    return k, n
+
+
+def _grid(args: argparse.Namespace) -> Grid:
+    return build_grid(args.grid, directions=args.directions, seed=args.seed, range_=args.range,
+                      points=args.points, steps=args.steps, extra=args.extra, beta_range=args.beta_range,
+                      beta_points=args.beta_points)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from safety_bench.landscape.directions import DEFAULT_EXCLUDE, parse_patterns
+    from safety_bench.landscape.sweep import SweepConfig
+
+    metadata = json.loads(args.metadata) if args.metadata else {}
+    return SweepConfig(model=str(args.model), grid=_grid(args), task=args.task, judges=args.judge or ["keyword"],
+                       data=args.data, system_prompt=args.system_prompt, max_gen_toks=args.max_gen_toks,
+                       dtype=args.dtype, limit=args.limit, towards=args.towards,
+                       include=list(parse_patterns(args.include)),
+                       exclude=list(parse_patterns(args.exclude, DEFAULT_EXCLUDE)), name=args.name,
+                       batch_size=args.batch_size, device=args.device, metadata=metadata)
+
+
+def _n_params(model: str) -> float | None:
+    from safety_bench.weights_id import weight_files
+
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    total = sum(f.stat().st_size for f in weight_files(path))
+    try:
+        dtype = json.loads((path / "config.json").read_text()).get("torch_dtype") or "float32"
+    except (OSError, ValueError):
+        dtype = "float32"
+    return total / (4 if "32" in str(dtype) else 2)
+
+
+def _count_prompts(config: Any) -> int:
+    from safety_bench.landscape.sweep import build_task_manager
+
+    loaded = build_task_manager(config).load([config.task])
+    n = 0
+    for task in loaded["tasks"].values():
+        docs = [d for d in task.eval_docs if not d.get("missing_category")]
+        n += min(len(docs), config.limit) if config.limit else len(docs)
+    return n
+
+
+def dry_run(config: Any, shard: tuple[int, int]) -> str:
+    """The grid, the number of generations and a rough time estimate, without loading the model."""
+    import torch
+
+    grid = config.grid
+    points = grid.shard(*shard)
+    n_prompts = _count_prompts(config)
+    gens = len(points) * n_prompts
+    params = _n_params(config.model)
+    gpu = (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    lines = [f"grid {grid.kind}: axes {', '.join(grid.axes)}"]
+    for name, axis in zip(grid.axes, grid.coords):
+        lines.append(f"  {name}: {len(axis)} values {axis[0]:g} .. {axis[-1]:g}: {', '.join(f'{x:g}' for x in axis)}")
+    lines.append(f"  directions (seeds): {grid.directions or 'none (interpolation)'}")
+    lines.append(f"points: {len(points)} unique (of {len(grid.points())} in the grid; shard {shard[0]}/{shard[1]})")
+    lines.append(f"task {config.task}: {n_prompts} prompts per point -> {gens} generations, "
+                 f"up to {config.max_gen_toks} new tokens each"
+                 + (" (answers truncated)" if config.max_gen_toks < 512 else ""))
+    lines.append(f"judges: {', '.join(config.judges)} (each judges the same generations)")
+    if params:
+        base = (GPU_TOKENS_PER_S_7B * 7e9 if gpu else CPU_TOKENS_PER_S_135M * 135e6) / params
+        rate = base * min(config.batch_size, 16) / 16
+        seconds = gens * config.max_gen_toks / rate
+        lines.append(f"estimated time: ~{seconds / 60:.1f} min on {'GPU' if gpu else 'CPU'} "
+                     f"(~{rate:.0f} tokens/s for {params / 1e6:.0f}M parameters at batch {config.batch_size}; rough)")
+    else:
+        lines.append("estimated time: unknown (model is not a local folder)")
+    return "\n".join(lines)
+
+
+def _apply_demo(args: argparse.Namespace) -> None:
+    from safety_bench.models import SMOLLM2_NAME, smollm2_dir
+
+    args.model = str(smollm2_dir())
+    args.name = args.name or SMOLLM2_NAME
+    args.data = "sample"
+    args.grid = "1d_random"
+    args.range = args.range if args.range_set else DEMO["range"]
+    args.points = args.points or DEMO["points"]
+    args.batch_size = args.batch_size or DEMO["batch_size"]
+    args.max_gen_toks = args.max_gen_toks or DEMO["max_gen_toks"]
+    args.out = args.out or DEMO["out"]
+    if not args.metadata:
+        args.metadata = json.dumps({"per_category": DEMO["per_category"]})
+
+
+def _cmd_landscape(args: argparse.Namespace) -> int:
+    from safety_bench.landscape.perturb import CheckpointMismatch
+    from safety_bench.landscape.sweep import ConfigMismatch, merge_shards, run_sweep
+
+    args.range_set = args.range is not None
+    if args.range is None:
+        args.range = 0.5
+    if args.merge:
+        if not args.out:
+            print("safety-bench landscape --merge needs --out", file=sys.stderr)
+            return 2
+        try:
+            landscape = merge_shards(args.merge, args.out)
+        except (ConfigMismatch, FileNotFoundError) as exc:
+            print(f"safety-bench landscape: {exc}", file=sys.stderr)
+            return 2
+        _print_summary(landscape, Path(args.out))
+        return 0
+    if args.demo:
+        _apply_demo(args)
+    if not args.model:
+        print("safety-bench landscape: give --model (an HF folder or hub name), or --demo", file=sys.stderr)
+        return 2
+    if args.grid in ("1d_interpolation", "2d_interpolation_random") and not args.towards:
+        print(f"safety-bench landscape: --grid {args.grid} needs --towards (checkpoint or adapter folder)",
+              file=sys.stderr)
+        return 2
+    args.batch_size = args.batch_size or 16
+    args.max_gen_toks = args.max_gen_toks or 64
+    config = _config(args)
+    if args.dry_run:
+        print(dry_run(config, args.shard))
+        return 0
+    if not args.out:
+        print("safety-bench landscape: give --out DIR", file=sys.stderr)
+        return 2
+    if args.demo:
+        print(f"demo: {args.name}, 1D random direction, alpha in linspace(-{args.range:g}, {args.range:g}, "
+              f"{args.points}), bundled sample prompts ({args.metadata}), batch {args.batch_size}; answers truncated to "
+              f"{args.max_gen_toks} new tokens (the papers use 512)", flush=True)
+    start = time.perf_counter()
+    try:
+        landscape = run_sweep(config, args.out, shard=args.shard, progress=not args.no_progress)
+    except (ConfigMismatch, CheckpointMismatch, FileNotFoundError) as exc:
+        print(f"safety-bench landscape: {exc}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - start
+    if landscape is None:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done in {elapsed:.0f} s; join the shards with "
+              f"`safety-bench landscape --merge SHARD_DIR... --out DIR`")
+        return 0
+    _print_summary(landscape, Path(args.out))
+    print(f"wall time {elapsed:.0f} s")
+    return 0
+
+
+def _print_summary(landscape: dict[str, Any], out: Path) -> None:
+    print(f"landscape: {out / 'landscape.json'} ({landscape['kind']}, {landscape['n_points']} points, "
+          f"{landscape['n_prompts']} prompts per point; {landscape['note']})")
+    for judge, v in landscape["visage"].items():
+        if v["mean"] is None:
+            print(f"  {judge}: VISAGE n/a (some points had nothing scored)")
+            continue
+        ci = f" 95% CI [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}]" if v["ci"] else ""
+        print(f"  {judge}: VISAGE {v['mean']:.2f}{ci} (untrimmed margin {v['untrimmed']:.2f}); "
+              f"ASR curve(s) %: {json.dumps(landscape['asr'][judge])}")
+    plots = sorted(p.name for p in out.glob("*.png"))
+    print(f"  plots: {', '.join(plots)} (+ SVG) in {out}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this area's subcommands."""
+    """Add `safety-bench landscape`."""
+    p = sub.add_parser(
+        "landscape", help="sweep a model's safety landscape (ASR over perturbed weights) and compute VISAGE",
+        description="Perturbs a model in place along seeded random directions (or towards a fine-tuned "
+        "checkpoint/adapter), runs a safety task through lm-eval at every grid point, judges the answers, "
+        "and writes OUT/landscape.json, per-point results and plots. Re-running with the same --out resumes.")
+    p.add_argument("--model", help="HF model folder or hub name (loaded once)")
+    p.add_argument("--name", help="display name of the model (default: the folder name)")
+    p.add_argument("--out", help="output folder (resumes when it holds the same configuration)")
+    p.add_argument("--grid", choices=KINDS, default="1d_random", help="grid kind (default 1d_random)")
+    p.add_argument("--range", type=float, default=None,
+                   help="random axes span [-R, R] (default 0.5; demo 0.2)")
+    p.add_argument("--points", type=int, help="points per random axis (default 21 for 1D, 11 for 2D)")
+    p.add_argument("--beta-range", type=float, help="2D: range of the second axis (default --range)")
+    p.add_argument("--beta-points", type=int, help="2D: points on the second axis (default --points)")
+    p.add_argument("--steps", type=int, default=10, help="interpolation: steps from t=0 to t=1 (default 10)")
+    p.add_argument("--extra", type=int, default=2, help="interpolation: extra steps beyond both ends (default 2)")
+    p.add_argument("--towards", help="interpolation target: fine-tuned checkpoint folder or PEFT LoRA adapter folder")
+    p.add_argument("--directions", type=int, default=1, help="random directions (seeds seed, seed+1, ...)")
+    p.add_argument("--seed", type=int, default=0, help="first direction seed (default 0)")
+    p.add_argument("--task", default="safety_landscape_mini", help="task or group (default safety_landscape_mini)")
+    p.add_argument("--judge", action="append", help="judge name, repeatable (default keyword)")
+    p.add_argument("--system-prompt", default="default", help="preset: default, empty, safety, or text:...")
+    p.add_argument("--data", default="hexphi", help="prompt source: hexphi, sample, or a HEx-PHI-layout folder")
+    p.add_argument("--metadata", help="extra lm-eval task metadata as JSON (e.g. '{\"per_category\": 4}')")
+    p.add_argument("--limit", type=int, help="at most this many prompts per (sub)task")
+    p.add_argument("--batch-size", type=int, help="generation batch size (default 16)")
+    p.add_argument("--max-gen-toks", type=int, help="new tokens per answer (default 64; the papers use 512)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
+    p.add_argument("--include", help="`|`-separated name patterns: only these tensors move")
+    p.add_argument("--exclude", help="`|`-separated name patterns kept fixed (default norm; 'none' for none)")
+    p.add_argument("--shard", type=_parse_shard, default=(1, 1), help="run share K of N of the grid points")
+    p.add_argument("--merge", nargs="+", metavar="SHARD_DIR", help="join shard folders into --out")
+    p.add_argument("--dry-run", action="store_true", help="print the grid, generations and time estimate")
+    p.add_argument("--demo", action="store_true",
+                   help="SmolLM2-135M-Instruct, 2 bundled prompts per category, alpha in linspace(-0.2, 0.2, 9), "
+                   "batch 24, 16 new tokens (< 10 min on a 2-core CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_landscape)

@@ -149,14 +149,12 @@ class Evaluator:
 
     def __call__(self, spec: ModelSpec, settings: Mapping[str, Any]) -> dict[str, Any]:
         import lm_eval
-        from lm_eval.tasks import TaskManager
 
-        from safety_bench.harness import register
-        from safety_bench.resources import tasks_dir
+        from safety_bench.harness import register, task_manager
 
         register()
         if self._tm is None:
-            self._tm = TaskManager(include_path=str(tasks_dir()), metadata={
+            self._tm = task_manager({
                 "data": self.cfg.data, "judge": "keyword", "system_prompt": self.cfg.system_prompt})
         gen = self.cfg.generation
         device = str(gen.get("device", "auto"))

@@ -1,0 +1,154 @@
+"""Plots of a landscape (PNG and SVG, matplotlib's Agg backend: no display needed).
+
+1D: ASR against the coordinate, one thin line per direction and the mean in bold; the safety basin is
+shaded: the contiguous range around the origin (t = 0 for interpolation) where the mean ASR stays
+within `BASIN_TOLERANCE` points of its value at the origin. VISAGE (mean ± CI) is in the legend.
+2D: a filled contour and a 3D surface of the mean ASR over directions. Interpolation plots mark the
+fine-tuned end (t = 1) and the aligned model (t = 0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+BASIN_TOLERANCE = 10.0  # percentage points of ASR above the origin's that still count as "in the basin"
+
+
+def _mean_curve(curves: list[list[float | None]]) -> list[float | None]:
+    out = []
+    for values in zip(*curves):
+        kept = [v for v in values if v is not None]
+        out.append(sum(kept) / len(kept) if kept else None)
+    return out
+
+
+def _mean_grid(grids: list[list[list[float | None]]]) -> list[list[float | None]]:
+    return [_mean_curve([g[i] for g in grids]) for i in range(len(grids[0]))]
+
+
+def basin_range(coords: list[float], curve: list[float | None], origin: float = 0.0,
+                tolerance: float = BASIN_TOLERANCE) -> tuple[float, float] | None:
+    """The contiguous coordinate range around the origin where ASR ≤ ASR(origin) + tolerance."""
+    if origin not in coords:
+        return None
+    i0 = coords.index(origin)
+    if curve[i0] is None:
+        return None
+    limit = curve[i0] + tolerance
+    lo = hi = i0
+    while lo > 0 and curve[lo - 1] is not None and curve[lo - 1] <= limit:
+        lo -= 1
+    while hi < len(coords) - 1 and curve[hi + 1] is not None and curve[hi + 1] <= limit:
+        hi += 1
+    return coords[lo], coords[hi]
+
+
+def _visage_label(v: dict[str, Any]) -> str:
+    if v.get("mean") is None:
+        return "VISAGE n/a (unscored points)"
+    label = f"VISAGE {v['mean']:.2f}"
+    if v.get("ci"):
+        label += f" [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}]"
+    return label + f" (untrimmed {v['untrimmed']:.2f})"
+
+
+def _save(fig: Any, out: Path, stem: str) -> list[Path]:
+    paths = []
+    for ext in ("png", "svg"):
+        path = out / f"{stem}.{ext}"
+        fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
+        paths.append(path)
+    return paths
+
+
+def plot_landscape(landscape: dict[str, Any], out: str | Path) -> list[Path]:
+    """Write the landscape's plots into `out`; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    written: list[Path] = []
+    interp = "interpolation" in landscape["kind"]
+    model = landscape.get("model", {}).get("name", "model")
+    for judge, curves in landscape["asr"].items():
+        v = landscape["visage"][judge]
+        if landscape["kind"].startswith("1d"):
+            written += _plot_1d(plt, landscape, judge, curves, v, interp, model, out)
+        else:
+            written += _plot_2d(plt, landscape, judge, curves, v, interp, model, out)
+    return written
+
+
+def _plot_1d(plt: Any, landscape: dict[str, Any], judge: str, curves: list[Any], v: dict[str, Any],
+             interp: bool, model: str, out: Path) -> list[Path]:
+    xs = landscape["coords"][0]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if len(curves) > 1:
+        for k, curve in enumerate(curves):
+            ax.plot(xs, [c if c is not None else float("nan") for c in curve], lw=0.8, alpha=0.45,
+                    label=f"direction seed {landscape['directions'][k]}")
+    mean = _mean_curve(curves)
+    ax.plot(xs, [c if c is not None else float("nan") for c in mean], "o-", lw=2, color="C3",
+            label=("mean ASR, " if len(curves) > 1 else "ASR, ") + _visage_label(v))
+    basin = basin_range(xs, mean)
+    if basin:
+        ax.axvspan(basin[0], basin[1], color="C2", alpha=0.15,
+                   label=f"safety basin (ASR within {BASIN_TOLERANCE:g} pts of origin)")
+    if interp:
+        ax.axvline(0.0, color="grey", ls=":", lw=1)
+        ax.axvline(1.0, color="C1", ls="--", lw=1)
+        if 1.0 in xs:
+            y = mean[xs.index(1.0)]
+            if y is not None:
+                ax.plot([1.0], [y], marker="*", ms=14, color="C1", ls="none", label="fine-tuned (t = 1)")
+    ax.set_xlabel("t (aligned → fine-tuned)" if interp else "α (perturbation, per-tensor normalised)")
+    ax.set_ylabel(f"ASR % ({judge} judge)")
+    ax.set_ylim(-3, 103)
+    ax.set_title(f"Safety landscape: {model}, {landscape['task']} ({landscape['note']})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    paths = _save(fig, out, f"landscape_{judge}")
+    plt.close(fig)
+    return paths
+
+
+def _plot_2d(plt: Any, landscape: dict[str, Any], judge: str, curves: list[Any], v: dict[str, Any],
+             interp: bool, model: str, out: Path) -> list[Path]:
+    import numpy as np
+
+    xs, ys = landscape["coords"]
+    grid = _mean_grid(curves)
+    z = np.array([[c if c is not None else np.nan for c in row] for row in grid], dtype=float).T  # [y, x]
+    X, Y = np.meshgrid(xs, ys)
+    xlabel = "t (aligned → fine-tuned)" if interp else "α"
+    title = f"{model}, {landscape['task']}, {judge} judge: {_visage_label(v)}"
+    fig, ax = plt.subplots(figsize=(6, 5))
+    cs = ax.contourf(X, Y, z, levels=np.linspace(0, 100, 21), cmap="RdYlGn_r")
+    fig.colorbar(cs, ax=ax, label="ASR %")
+    ax.plot([0], [0], "k+", ms=12, label="aligned model")
+    if interp:
+        ax.plot([1], [0], marker="*", ms=14, color="C1", ls="none", label="fine-tuned (t = 1)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("β")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
+    paths = _save(fig, out, f"contour_{judge}")
+    plt.close(fig)
+    fig = plt.figure(figsize=(6.5, 5))
+    ax3 = fig.add_subplot(projection="3d")
+    ax3.plot_surface(X, Y, z, cmap="RdYlGn_r", vmin=0, vmax=100, linewidth=0, antialiased=True)
+    if interp:
+        j = list(ys).index(0.0) if 0.0 in ys else None
+        if j is not None and 1.0 in xs:
+            ax3.scatter([1.0], [0.0], [z[j, list(xs).index(1.0)]], marker="*", s=120, color="C1")
+    ax3.set_xlabel(xlabel)
+    ax3.set_ylabel("β")
+    ax3.set_zlabel("ASR %")
+    ax3.set_zlim(0, 100)
+    ax3.set_title(title, fontsize=8)
+    paths += _save(fig, out, f"surface_{judge}")
+    plt.close(fig)
+    return paths

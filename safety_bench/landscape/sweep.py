@@ -1,0 +1,412 @@
+"""The landscape sweep: one loaded model, moved in place from grid point to grid point.
+
+Per point: perturb in place → `lm_eval.simple_evaluate` with the live model object and a TaskManager
+built once → judge the logged responses with every requested judge (generated once, judged many
+times) → restore. Each finished point is written atomically under `OUT/points/<point-id>/` (a folder
+is renamed into place only when all its files are complete), so a sweep killed at any moment resumes
+by running only the missing points. `OUT/config.json` holds the configuration and its hash: a
+different configuration in the same folder is refused rather than mixed. `landscape.json` is built
+from the point files only, so a resumed or merged sweep gives the same file as an uninterrupted one
+(timing fields, kept under `timing`, aside).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safety_bench.landscape.grid import Grid, Point
+from safety_bench.records import records_from_lm_eval_sample, write_json, write_jsonl
+
+log = logging.getLogger("safety_bench.landscape")
+
+FORMAT = "safety-bench/landscape/v1"
+INTERNAL_JUDGE = "keyword"  # lm-eval's own filter; the requested judges run afterwards on the responses
+
+
+class ConfigMismatch(RuntimeError):
+    """An output folder holds a sweep of a different configuration."""
+
+
+@dataclass
+class SweepConfig:
+    """Everything that determines a landscape's numbers (hashed), plus execution settings (not hashed)."""
+
+    model: str
+    grid: Grid
+    task: str = "safety_landscape_mini"
+    judges: list[str] = field(default_factory=lambda: ["keyword"])
+    data: str = "sample"
+    system_prompt: str = "default"
+    max_gen_toks: int = 64
+    dtype: str = "auto"
+    limit: int | None = None
+    towards: str | None = None
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=lambda: ["norm"])
+    name: str | None = None
+    # execution only (not part of the hash)
+    batch_size: int = 16
+    device: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def identity(self, weights: str, towards_weights: str | None) -> dict[str, Any]:
+        """The hashed part: a changed value here means a different landscape."""
+        return {
+            "format": FORMAT, "model_weights": weights, "grid": self.grid.as_dict(), "task": self.task,
+            "judges": list(self.judges), "data": self.data, "system_prompt": self.system_prompt,
+            "max_gen_toks": self.max_gen_toks, "dtype": self.dtype, "limit": self.limit,
+            "towards_weights": towards_weights, "include": list(self.include), "exclude": list(self.exclude),
+            "metadata": dict(sorted(self.metadata.items())),
+        }
+
+
+def config_hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def software_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("safety-bench", "lm_eval", "torch", "transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+# ---------------------------------------------------------------------- output folder
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", name)
+
+
+def point_dir(out: Path, point_id: str) -> Path:
+    return out / "points" / _safe(point_id)
+
+
+def is_done(out: Path, point_id: str) -> bool:
+    return (point_dir(out, point_id) / "point.json").is_file()
+
+
+def check_or_write_config(out: Path, identity: dict[str, Any], digest: str, extra: dict[str, Any]) -> None:
+    """Refuse a folder holding another configuration; record ours otherwise."""
+    path = out / "config.json"
+    if path.is_file():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("config_hash") != digest:
+            old = stored.get("config", {})
+            diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+            raise ConfigMismatch(
+                f"{out} holds a sweep of a different configuration (differs in: {', '.join(diff) or '?'}); "
+                "use another --out folder, or delete this one to start over")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"config_hash": digest, "config": identity, **extra})
+
+
+def clean_partial(out: Path) -> None:
+    """Remove temp folders a killed run left behind (finished points are complete folders)."""
+    points = out / "points"
+    if points.is_dir():
+        for tmp in points.glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_point(out: Path, point_id: str, files: dict[str, Any]) -> None:
+    """Write a point's files into a temp folder and rename it into place: complete or absent."""
+    final = point_dir(out, point_id)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, content in files.items():
+        if name.endswith(".jsonl"):
+            write_jsonl(tmp / name, content)
+        else:
+            write_json(tmp / name, content)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+# ---------------------------------------------------------------------- one point
+
+class GenerationTimer:
+    """Wraps the model's `generate_until` to separate generation time from lm-eval's overhead."""
+
+    def __init__(self, lm: Any) -> None:
+        self.seconds = 0.0
+        inner = lm.generate_until
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("disable_tqdm", True)  # the sweep has its own progress bar over points
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        lm.generate_until = timed
+
+
+def records_from_results(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The generated responses of every (sub)task in an lm-eval result, placeholders dropped."""
+    records = []
+    for task, samples in sorted((results.get("samples") or {}).items()):
+        for sample in sorted(samples, key=lambda s: s.get("doc_id", 0)):
+            if (sample.get("doc") or {}).get("missing_category"):
+                continue
+            records.append(records_from_lm_eval_sample(sample, task))
+    return records
+
+
+def prompt_hash(records: Sequence[dict[str, Any]]) -> str:
+    from safety_bench.data import prompt_set_hash
+
+    return prompt_set_hash([{"id": str(r["id"]), "category": str(r["category"]),
+                             "instruction": str(r["instruction"])} for r in records])
+
+
+class Sweeper:
+    """Holds the live model, the task index and the judges; runs points."""
+
+    def __init__(self, config: SweepConfig, lm: Any | None = None, task_manager: Any | None = None) -> None:
+        self.config = config
+        self.lm = lm if lm is not None else load_model(config)
+        self.tm = task_manager if task_manager is not None else build_task_manager(config)
+        from safety_bench.judges.registry import get_judge
+
+        self.judges = {name: get_judge(name) for name in config.judges}
+        self.timer = GenerationTimer(self.lm)
+
+    def run_point(self, point: Point) -> dict[str, Any]:
+        """Evaluate one point and return its files (not yet written)."""
+        import lm_eval
+
+        from safety_bench.judges.run import judge_records
+        from safety_bench.metrics import summarize_group
+
+        cfg = self.config
+        t0 = time.perf_counter()
+        self.lm.move_to(point.coefficients)
+        t1 = time.perf_counter()
+        self.timer.seconds = 0.0
+        results = lm_eval.simple_evaluate(
+            model=self.lm, tasks=[cfg.task], task_manager=self.tm, log_samples=True,
+            apply_chat_template=True, batch_size=cfg.batch_size, limit=cfg.limit,
+            gen_kwargs={"max_gen_toks": cfg.max_gen_toks}, bootstrap_iters=0, use_cache=None,
+            random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
+        t2 = time.perf_counter()
+        generate_s = self.timer.seconds
+        records = records_from_results(results)
+        judged: dict[str, list[dict[str, Any]]] = {}
+        asr: dict[str, float | None] = {}
+        for name, judge in self.judges.items():
+            judged[name] = judge_records(records, judge)
+            summary = summarize_group(judged[name])
+            asr[name] = None if summary["asr"] is None else 100.0 * summary["asr"]
+        t3 = time.perf_counter()
+        self.lm.restore()
+        t4 = time.perf_counter()
+        results.pop("samples", None)
+        point_info = {
+            "id": point.id, "coords": list(point.coords),
+            "coefficients": {str(k): v for k, v in point.coefficients.items()},
+            "asr": asr, "n": len(records), "prompt_set_hash": prompt_hash(records),
+            "timing": {"perturb_s": t1 - t0, "evaluate_s": t2 - t1, "generate_s": generate_s,
+                       "judge_s": t3 - t2, "restore_s": t4 - t3},
+        }
+        files: dict[str, Any] = {"results.json": json.loads(json.dumps(results, default=str))}
+        files["samples.jsonl"] = records
+        for name, rows in judged.items():
+            files[f"judged_{_safe(name)}.jsonl"] = rows
+        files["point.json"] = point_info  # written last in dict order; completeness comes from the rename
+        return files
+
+
+def load_model(config: SweepConfig) -> Any:
+    """The live model: a `perturbed` lm-eval model at the origin that knows every seed of the grid."""
+    import torch
+
+    from safety_bench.harness.perturbed_hf import PerturbedHFLM
+
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    seeds = config.grid.seeds()
+    return PerturbedHFLM(pretrained=config.model, device=device, dtype=config.dtype,
+                         batch_size=config.batch_size, seed=seeds[0] if seeds else 0,
+                         seed2=seeds[1] if len(seeds) > 1 else None, extra_seeds=seeds,
+                         towards=config.towards, include="|".join(config.include) or None,
+                         exclude="|".join(config.exclude) or "none")
+
+
+def build_task_manager(config: SweepConfig) -> Any:
+    from safety_bench.harness import task_manager
+
+    metadata = {"data": config.data, "system_prompt": config.system_prompt, "judge": INTERNAL_JUDGE,
+                **config.metadata}
+    return task_manager(metadata)
+
+
+# ---------------------------------------------------------------------- whole sweeps
+
+def _identity(config: SweepConfig) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    from safety_bench.weights_id import weights_id
+
+    wid = weights_id(config.model)
+    tid = weights_id(config.towards) if config.towards else None
+    identity = config.identity(wid, tid)
+    model = {"name": config.name or Path(str(config.model).rstrip("/")).name, "weights_id": wid,
+             "dtype": config.dtype}
+    return identity, config_hash(identity), model
+
+
+def run_sweep(config: SweepConfig, out: str | os.PathLike[str], shard: tuple[int, int] = (1, 1),
+              sweeper: Sweeper | None = None, progress: bool = True,
+              on_point: Callable[[Point], None] | None = None) -> dict[str, Any] | None:
+    """Run (or resume) a sweep into `out`; returns the landscape when every point is done."""
+    out = Path(out)
+    identity, digest, model = _identity(config)
+    check_or_write_config(out, identity, digest, {"model": model, "towards": config.towards})
+    clean_partial(out)
+    points = config.grid.shard(*shard)
+    pending = [p for p in points if not is_done(out, p.id)]
+    log.info("landscape: %d points in this share, %d done, %d to run", len(points), len(points) - len(pending),
+             len(pending))
+    if pending:
+        sweeper = sweeper or Sweeper(config)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(points), initial=len(points) - len(pending), unit="point",
+                   desc="landscape", disable=not progress)
+        lm_log = logging.getLogger("lm_eval")
+        level = lm_log.level
+        lm_log.setLevel(logging.ERROR)  # lm-eval repeats the same warnings at every point
+        try:
+            for point in pending:
+                write_point(out, point.id, sweeper.run_point(point))
+                bar.update(1)
+                if on_point:
+                    on_point(point)
+        finally:
+            lm_log.setLevel(level)
+            bar.close()
+    missing = [p.id for p in config.grid.points() if not is_done(out, p.id)]
+    if missing:
+        log.info("landscape: %d points of the grid are not in %s yet (other shards?)", len(missing), out)
+        return None
+    return finish(out, config, identity, digest, model)
+
+
+def finish(out: Path, config: SweepConfig, identity: dict[str, Any], digest: str,
+           model: dict[str, Any]) -> dict[str, Any]:
+    """Build landscape.json and the plots from the point files."""
+    landscape = assemble(out, config.grid, identity, digest, model, config)
+    write_json(out / "landscape.json", landscape)
+    from safety_bench.landscape.plots import plot_landscape
+
+    plot_landscape(landscape, out)
+    return landscape
+
+
+def assemble(out: Path, grid: Grid, identity: dict[str, Any], digest: str, model: dict[str, Any],
+             config: SweepConfig | None = None) -> dict[str, Any]:
+    from safety_bench.landscape.visage import summarize_visage
+
+    infos = {p.id: json.loads((point_dir(out, p.id) / "point.json").read_text(encoding="utf-8"))
+             for p in grid.points()}
+    hashes = sorted({i["prompt_set_hash"] for i in infos.values()})
+    if len(hashes) != 1:
+        raise ConfigMismatch(f"{out}: points were generated from different prompt sets ({len(hashes)} hashes)")
+    judges = list(identity["judges"])
+    asr = {j: grid.curves_from({pid: info["asr"].get(j) for pid, info in infos.items()}) for j in judges}
+    visage = {j: summarize_visage(asr[j], two_d=grid.two_d) for j in judges}
+    timing_keys = ("perturb_s", "evaluate_s", "generate_s", "judge_s", "restore_s")
+    totals = {k: sum(i["timing"].get(k, 0.0) for i in infos.values()) for k in timing_keys}
+    n_points = len(infos)
+    return {
+        "format": FORMAT,
+        "kind": grid.kind,
+        "axes": grid.axes,
+        "coords": grid.coords,
+        "directions": grid.directions,
+        "judges": judges,
+        "task": identity["task"],
+        "data": identity["data"],
+        "system_prompt": identity["system_prompt"],
+        "max_gen_toks": identity["max_gen_toks"],
+        "note": (f"answers truncated to {identity['max_gen_toks']} new tokens"
+                 if identity["max_gen_toks"] < 512 else "answers up to 512 new tokens (the papers' setting)"),
+        "asr": asr,
+        "visage": visage,
+        "model": model,
+        "towards": ({"path": config.towards if config else None, "weights_id": identity["towards_weights"]}
+                    if identity.get("towards_weights") else None),
+        "selection": {"include": identity["include"], "exclude": identity["exclude"]},
+        "prompt_set_hash": hashes[0],
+        "n_prompts": next(iter(infos.values()))["n"],
+        "n_points": n_points,
+        "config_hash": digest,
+        "software": software_versions(),
+        "timing": {**totals, "points": n_points,
+                   "seconds_per_point": sum(totals.values()) / n_points if n_points else None},
+    }
+
+
+def merge_shards(shard_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Join shard folders into `out` (configurations must match) and build the landscape."""
+    out = Path(out)
+    stored = []
+    for d in shard_dirs:
+        path = Path(d) / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{d}: no config.json (not a landscape output folder)")
+        stored.append((Path(d), json.loads(path.read_text(encoding="utf-8"))))
+    digest = stored[0][1]["config_hash"]
+    for d, s in stored[1:]:
+        if s["config_hash"] != digest:
+            old, new = stored[0][1]["config"], s["config"]
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise ConfigMismatch(f"{d} holds a different configuration than {stored[0][0]} "
+                                 f"(differs in: {', '.join(diff)}); refusing to merge")
+    first = stored[0][1]
+    identity = first["config"]
+    check_or_write_config(out, identity, digest, {"model": first.get("model"), "towards": first.get("towards")})
+    for d, _ in stored:
+        for src in sorted((d / "points").glob("*")):
+            if src.name.startswith(".tmp-") or not (src / "point.json").is_file():
+                continue
+            dst = out / "points" / src.name
+            if src.resolve() != dst.resolve() and not (dst / "point.json").is_file():
+                tmp = out / "points" / f".tmp-{src.name}-{os.getpid()}"
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(src, tmp)
+                if dst.exists():
+                    shutil.rmtree(dst)
+                os.replace(tmp, dst)
+    g = identity["grid"]
+    grid = Grid(g["kind"], g["coords"], g["directions"])
+    missing = [p.id for p in grid.points() if not is_done(out, p.id)]
+    if missing:
+        raise FileNotFoundError(f"the shards lack {len(missing)} of {len(grid.points())} points "
+                                f"(first: {missing[0]}); run the missing shards first")
+    landscape = assemble(out, grid, identity, digest, first["model"], None)
+    if first.get("towards") and landscape.get("towards"):
+        landscape["towards"]["path"] = first["towards"]
+    write_json(out / "landscape.json", landscape)
+    from safety_bench.landscape.plots import plot_landscape
+
+    plot_landscape(landscape, out)
+    return landscape
+

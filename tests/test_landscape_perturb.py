@@ -1,0 +1,107 @@
+"""In-place perturbation: bit-exact restore in three dtypes, interpolation end points, adapters, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from safety_bench.landscape.directions import direction_for, unique_parameters
+from safety_bench.landscape.perturb import TOWARDS, CheckpointMismatch, Perturber
+
+
+def _load(folder, dtype=torch.float32):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+
+
+def _snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+@pytest.fixture(scope="module")
+def tiny_b(tmp_path_factory):
+    from conftest import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tinyb") / "model", seed=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_restore_is_bit_exact_after_many_points(tiny_model, tiny_b, dtype):
+    model = _load(tiny_model, dtype)
+    before = _snapshot(model)
+    pert = Perturber(model, seeds=[0, 1], towards=str(tiny_b))
+    gen = torch.Generator().manual_seed(0)
+    for i in range(25):
+        a, b, t = (torch.rand(3, generator=gen) - 0.5).tolist()
+        pert.apply({0: a, 1: b, TOWARDS: t * 3} if i % 2 else {0: a})
+        assert pert.max_abs_diff() > 0
+        pert.restore()
+    assert pert.max_abs_diff() == 0.0
+    for n, p in model.named_parameters():
+        assert p.dtype == dtype and torch.equal(p, before[n]), n
+
+
+def test_point_is_theta_plus_alpha_d_in_fp32_and_order_independent(tiny_model):
+    model = _load(tiny_model)
+    before = _snapshot(model)
+    pert = Perturber(model, seeds=[3])
+    pert.apply({3: 0.3})
+    pert.apply({3: -0.1})  # every point is computed from the original, not from the previous point
+    for name, p in unique_parameters(model):
+        if "norm" in name:
+            assert torch.equal(p, before[name])
+        else:
+            expected = before[name] + -0.1 * direction_for(3, name, before[name])
+            torch.testing.assert_close(p.detach(), expected, rtol=1e-6, atol=1e-7)  # fp32 arithmetic
+    uncached = Perturber(_load(tiny_model), seeds=[3], cache_directions=False, original_on="host")
+    uncached.apply({3: -0.1})
+    for (n, p), (_, q) in zip(unique_parameters(model), unique_parameters(uncached.model)):
+        assert torch.equal(p, q), n
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_interpolation_end_points(tiny_model, tiny_b, dtype):
+    model = _load(tiny_model, dtype)
+    a = _snapshot(model)
+    b = _snapshot(_load(tiny_b, dtype))
+    pert = Perturber(model, towards=str(tiny_b))
+    pert.apply({TOWARDS: 1.0})
+    for n, p in model.named_parameters():
+        assert torch.equal(p, b[n]), n
+    pert.apply({TOWARDS: 0.5})
+    name = "model.layers.0.mlp.up_proj.weight"
+    mid = model.get_parameter(name)
+    assert torch.allclose(mid.float(), (a[name].float() + b[name].float()) / 2, atol=1e-2)
+    pert.apply({TOWARDS: 0.0})
+    for n, p in model.named_parameters():
+        assert torch.equal(p, a[n]), n
+
+
+def test_checkpoint_mismatch_names_the_tensor(tiny_model, tmp_path):
+    from conftest import build_tiny_model
+
+    other = build_tiny_model(tmp_path / "wide", hidden=48)
+    with pytest.raises(CheckpointMismatch, match=r"model\.embed_tokens\.weight.*shape"):
+        Perturber(_load(tiny_model), towards=str(other))
+    deeper = build_tiny_model(tmp_path / "deep", layers=3)
+    with pytest.raises(CheckpointMismatch, match="layers.2"):
+        Perturber(_load(tiny_model), towards=str(deeper))
+
+
+def test_lora_adapter_merged_delta(tiny_model, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base = _load(tiny_model)
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                 init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    merged = {n: p.detach().clone() for n, p in peft_model.merge_and_unload().named_parameters()}
+    model = _load(tiny_model)
+    pert = Perturber(model, towards=str(tmp_path / "adapter"))
+    assert set(pert.targets) == {n for n in merged if "q_proj" in n or "v_proj" in n}
+    pert.apply({TOWARDS: 1.0})
+    for n, p in model.named_parameters():
+        assert torch.allclose(p, merged[n], atol=1e-6), n
+    pert.restore()
+    assert pert.max_abs_diff() == 0.0
