@@ -169,3 +169,31 @@ def test_cli_dry_run(tiny_model, capsys):
     text = capsys.readouterr().out
     assert "points: 13 unique" in text  # 2 curves of 7 sharing the origin
     assert "88 prompts per point -> 1144 generations" in text and "estimated time" in text
+
+
+def test_cli_sweep_files_the_landscape_in_a_store(tiny_model, tmp_path):
+    from safety_bench.cli import main
+    from safety_bench.leaderboard.store import Store
+
+    out, store = tmp_path / "land", tmp_path / "store"
+    assert main(["landscape", "--model", str(tiny_model), "--name", "tiny", "--data", "sample", "--points", "3",
+                 "--range", "0.1", "--limit", "2", "--max-gen-toks", "2", "--no-progress", "--out", str(out),
+                 "--store", str(store)]) == 0
+    runs = Store(store).runs("tiny")
+    assert any((r.path / "landscape.json").is_file() for r in runs)
+
+
+def test_vllm_backend_without_vllm_is_a_clear_error(tiny_model):
+    from safety_bench.landscape.grid import build_grid
+    from safety_bench.landscape.sweep import SweepConfig, load_model
+
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vLLM is installed: this test covers machines without it")
+    config = SweepConfig(model=str(tiny_model), grid=build_grid("1d_random", points=3), backend="vllm")
+    with pytest.raises(ImportError, match="vllm"):
+        load_model(config)

@@ -49,7 +49,7 @@ def _config(args: argparse.Namespace) -> Any:
                        dtype=args.dtype, limit=args.limit, towards=args.towards,
                        include=list(parse_patterns(args.include)),
                        exclude=list(parse_patterns(args.exclude, DEFAULT_EXCLUDE)), name=args.name,
-                       batch_size=args.batch_size, device=args.device, metadata=metadata)
+                       batch_size=args.batch_size, device=args.device, metadata=metadata, backend=args.backend)
 
 
 def _n_params(model: str) -> float | None:
@@ -176,6 +176,12 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
         return 0
     _print_summary(landscape, Path(args.out))
     print(f"wall time {elapsed:.0f} s")
+    if args.store:
+        from safety_bench.leaderboard.ingest import add_path
+        from safety_bench.leaderboard.store import Store
+
+        for run in add_path(Store(args.store), args.out, args.name or Path(args.model).name):
+            print(f"added to store {args.store}: {run}")
     return 0
 
 
@@ -229,8 +235,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", type=_parse_shard, default=(1, 1), help="run share K of N of the grid points")
     p.add_argument("--merge", nargs="+", metavar="SHARD_DIR", help="join shard folders into --out")
     p.add_argument("--dry-run", action="store_true", help="print the grid, generations and time estimate")
+    p.add_argument("--backend", choices=("hf", "vllm"), default="hf",
+                   help="generation backend: hf (default) or vllm (weights perturbed inside the engine; GPU)")
+    p.add_argument("--store", help="add the finished landscape to this results store (under --name)")
     p.add_argument("--demo", action="store_true",
-                   help="SmolLM2-135M-Instruct, 2 bundled prompts per category, alpha in linspace(-0.2, 0.2, 9), "
-                   "batch 24, 16 new tokens (< 10 min on a 2-core CPU)")
+                   help="SmolLM2-135M-Instruct, all 88 bundled prompts, alpha in linspace(-0.2, 0.2, 9), "
+                   "batch 32, 16 new tokens (about 2.5 min on a 2-core CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_landscape)

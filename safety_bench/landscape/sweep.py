@@ -59,6 +59,7 @@ class SweepConfig:
     batch_size: int = 16
     device: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    backend: str = "hf"  # "vllm": perturbed inside the engine (same directions); execution only
 
     def identity(self, weights: str, towards_weights: str | None) -> dict[str, Any]:
         """The hashed part: a changed value here means a different landscape."""
@@ -244,6 +245,13 @@ def load_model(config: SweepConfig) -> Any:
 
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     seeds = config.grid.seeds()
+    if config.backend == "vllm":
+        from safety_bench.harness.perturbed_vllm import PerturbedVLLM
+
+        return PerturbedVLLM(pretrained=config.model, dtype=config.dtype, batch_size="auto",
+                             seed=seeds[0] if seeds else 0, seed2=seeds[1] if len(seeds) > 1 else None,
+                             extra_seeds=seeds, towards=config.towards,
+                             include="|".join(config.include) or None, exclude="|".join(config.exclude) or "none")
     return PerturbedHFLM(pretrained=config.model, device=device, dtype=config.dtype,
                          batch_size=config.batch_size, seed=seeds[0] if seeds else 0,
                          seed2=seeds[1] if len(seeds) > 1 else None, extra_seeds=seeds,
