@@ -51,6 +51,22 @@ def build_tiny_model(folder: Path, seed: int = 0, hidden: int = 32, layers: int 
     return folder
 
 
+def build_talkative_model(folder: Path) -> Path:
+    """The tiny model with its weights scaled up, so greedy answers vary with the prompt and the
+    perturbation (at the default init scale a random model answers every prompt with newlines)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    build_tiny_model(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.mul_(25.0)
+    model.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import build_talkative_model
 
 from safety_bench.landscape.grid import build_grid
 from safety_bench.landscape.sweep import (ConfigMismatch, SweepConfig, Sweeper, merge_shards, point_dir,
@@ -37,21 +38,6 @@ def _responses(out: Path, config: SweepConfig) -> dict:
             for p in config.grid.points()}
 
 
-def build_talkative_model(folder: Path) -> Path:
-    """The shared tiny model with its weights scaled up, so greedy answers vary with the prompt and the
-    perturbation (at the default init scale a random model answers every prompt with newlines)."""
-    import torch
-    from conftest import build_tiny_model
-    from transformers import AutoModelForCausalLM
-
-    build_tiny_model(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.mul_(25.0)
-    model.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
