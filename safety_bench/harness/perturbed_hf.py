@@ -6,6 +6,8 @@ Every `hf` argument works, plus:
   beta      coefficient of the second random direction: `seed2`, or `seed` when `towards` is given
   seed      first direction's seed (default 0); seed2 second direction's seed (default seed + 1)
   towards   a second checkpoint folder (same architecture) or a PEFT LoRA adapter folder
+  peft      (HFLM's own argument) a LoRA adapter applied to `pretrained`; it is merged into the
+            weights before any perturbation, so directions and interpolation act on the merged model
   extra_seeds  more direction seeds this instance may move along (`|`-separated; used by the sweep)
   exclude   `|`-separated name patterns left unperturbed by random directions (default `norm`; `none`
             perturbs everything); include: the same, selecting the only tensors to move
@@ -38,6 +40,7 @@ class PerturbedHFLM(HFLM):
                  include: str | None = None, cache_directions: bool | str | None = None,
                  extra_seeds: Sequence[int] | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._merge_peft_adapter()
         self.alpha = _float(alpha)
         self.beta = _float(beta)
         self.seed = int(seed)
@@ -54,6 +57,18 @@ class PerturbedHFLM(HFLM):
         self.perturber = Perturber(self.model, seeds=seeds, towards=self.towards, selection=self.selection,
                                    cache_directions=cache_directions)
         self.set_point(self.alpha, self.beta)
+
+    def _merge_peft_adapter(self) -> None:
+        """With `peft=ADAPTER`, HFLM holds an unmerged PeftModel: merge it so that every perturbation
+        acts on the merged weights θ_base + B·A·scaling (with the base's parameter names), never on the
+        LoRA factors themselves."""
+        try:
+            from peft import PeftModel
+        except ImportError:  # pragma: no cover - peft is a dependency
+            return
+        if isinstance(self._model, PeftModel):
+            self._model = self._model.merge_and_unload()
+            self._model.eval()
 
     def coefficients(self, alpha: float, beta: float) -> dict[str | int, float]:
         """The perturber's coefficients for (alpha, beta) under this instance's axes."""

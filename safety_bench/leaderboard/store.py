@@ -255,6 +255,17 @@ class Store:
             files[f"judged/{judge_file_name(judge)}"] = rows
             version = (judge_versions or {}).get(judge) or _version_in(rows) or "unknown"
             judges[judge] = {"version": str(version), "n": len(rows), "created": now_iso()}
+        # Re-adding the same generations (same key) with another judge, e.g. `safety-bench judge --store` on
+        # an lm-eval run stored by `eval --store`, replaces the run folder: keep the other judges' verdicts.
+        old = self._model_dir(model) / BASE / run_id
+        if (old / "meta.json").is_file():
+            old_meta = _read_json(old / "meta.json")
+            if old_meta.get("key") == key:
+                for judge, info in (old_meta.get("judges") or {}).items():
+                    src = old / "judged" / judge_file_name(judge)
+                    if judge not in judges and src.is_file():
+                        files[f"judged/{judge_file_name(judge)}"] = src
+                        judges[judge] = info
         full["judges"] = judges
         return self._write_run(model, BASE, run_id, full, files, full["model"].get("weights_id"))
 
