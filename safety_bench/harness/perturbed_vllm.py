@@ -27,7 +27,8 @@ from typing import Any
 
 from lm_eval.api.registry import model_registry
 
-from safety_bench.landscape.directions import DEFAULT_EXCLUDE, Selection, parse_patterns
+from safety_bench.harness.point import PointMixin, cache_flag, init_point_state
+from safety_bench.landscape.directions import Selection
 from safety_bench.landscape.perturb import TOWARDS
 from safety_bench.landscape.vllm_extension import EXTENSION, Layout, merge_norm_parts
 
@@ -113,83 +114,6 @@ class VLLMPerturbation:
         return max(float(x) for x in self.llm.collective_rpc("sb_max_abs_diff"))
 
 
-class PointMixin:
-    """The `perturbed` model types' point interface (`set_point`, `move_to`, `restore`, model info) over
-    any `perturber` with `apply(coefficients)`, `restore()` and `point`."""
-
-    perturber: Any
-    alpha: float | None
-    beta: float | None
-    seed: int
-    seed2: int
-    towards: str | None
-    selection: Selection
-
-    def coefficients(self, alpha: float, beta: float) -> dict[str | int, float]:
-        if self.towards:
-            return {TOWARDS: alpha, self.seed: beta}
-        return {self.seed: alpha, self.seed2: beta}
-
-    def set_point(self, alpha: float, beta: float = 0.0) -> None:
-        self.alpha, self.beta = float(alpha), float(beta)
-        if self.alpha == 0.0 and self.beta == 0.0:
-            self.perturber.restore()
-        else:
-            self.perturber.apply(self.coefficients(self.alpha, self.beta))
-
-    def move_to(self, coefficients: Mapping[str | int, float]) -> None:
-        """Move to any point of the declared axes: {seed: c, ..., "towards": t} (the sweep's entry)."""
-        if any(float(c) != 0.0 for c in coefficients.values()):
-            self.perturber.apply(coefficients)
-        else:
-            self.perturber.restore()
-        self.alpha = self.beta = None
-
-    def restore(self) -> None:
-        self.set_point(0.0, 0.0)
-
-    def perturbation_info(self) -> dict[str, Any]:
-        return {
-            "backend": "vllm",
-            "alpha": self.alpha, "beta": self.beta, "coefficients": dict(self.perturber.point),
-            "axes": (["towards", f"seed:{self.seed}"] if self.towards
-                     else [f"seed:{self.seed}", f"seed:{self.seed2}"]),
-            "seed": self.seed, "seed2": None if self.towards else self.seed2,
-            "towards": self.towards, **self.selection.as_dict(),
-            "normalisation": "per-tensor (||d||_F = ||theta||_F of the HF tensor)",
-        }
-
-    def get_model_info(self) -> dict:
-        parent = getattr(super(), "get_model_info", None)
-        info = dict(parent()) if callable(parent) else {}
-        info["perturbation"] = self.perturbation_info()
-        return info
-
-
-def init_point_state(obj: PointMixin, alpha: Any, beta: Any, seed: Any, seed2: Any, towards: Any,
-                     include: Any, exclude: Any, extra_seeds: Any) -> list[int]:
-    """Parse the perturbation arguments onto `obj`; returns every seed the engine must know."""
-    obj.alpha = 0.0 if alpha in (None, "") else float(alpha)
-    obj.beta = 0.0 if beta in (None, "") else float(beta)
-    obj.seed = int(seed)
-    obj.seed2 = int(seed2) if seed2 not in (None, "") else obj.seed + 1
-    obj.towards = str(towards) if towards else None
-    obj.selection = Selection(include=parse_patterns(include), exclude=parse_patterns(exclude, DEFAULT_EXCLUDE))
-    seeds = [obj.seed] + ([] if obj.towards else [obj.seed2])
-    if isinstance(extra_seeds, str):
-        extra_seeds = [int(x) for x in parse_patterns(extra_seeds)]
-    elif isinstance(extra_seeds, int):
-        extra_seeds = [extra_seeds]
-    seeds += [int(s) for s in (extra_seeds or ()) if int(s) not in seeds]
-    return seeds
-
-
-def _cache_flag(value: Any) -> bool | None:
-    if isinstance(value, str):
-        return {"true": True, "false": False, "auto": None}[value.strip().lower()]
-    return value
-
-
 _CLASS: type | None = None
 
 
@@ -211,6 +135,8 @@ def _build_class() -> type:
     class PerturbedVLLM(PointMixin, VLLM):  # type: ignore[misc, valid-type]
         """lm-eval's VLLM whose engine weights sit at (alpha, beta) along seeded directions."""
 
+        BACKEND = "vllm"
+
         def __init__(self, pretrained: str, alpha: float | str = 0.0, beta: float | str = 0.0,
                      seed: int | str = 0, seed2: int | str | None = None, towards: str | None = None,
                      exclude: str | None = None, include: str | None = None,
@@ -230,7 +156,7 @@ def _build_class() -> type:
                              enforce_eager=_bool(enforce_eager), gpu_memory_utilization=util,
                              worker_extension_cls=EXTENSION, **kwargs)
             self.perturber = VLLMPerturbation(self.model, self._config, seeds, self.selection, self.towards,
-                                              _cache_flag(cache_directions))
+                                              cache_flag(cache_directions))
             self.set_point(self.alpha, self.beta)
 
     PerturbedVLLM.__module__ = __name__
