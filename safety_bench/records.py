@@ -18,20 +18,25 @@ class RecordError(ValueError):
     """A record file is malformed; the message names the file and line."""
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def parse_jsonl(text: str, source: str) -> list[dict[str, Any]]:
+    """JSON objects, one per non-blank line; errors name the source and line."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise RecordError(f"{path}:{n}: expected a JSON object per line")
-            rows.append(row)
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordError(f"{source}:{n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise RecordError(f"{source}:{n}: expected a JSON object per line")
+        rows.append(row)
     return rows
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return parse_jsonl(f.read(), str(path))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
+from safety_bench.records import RecordError, parse_jsonl
+
 ALIGN_HARMFUL_FILE = "align_harmful.jsonl"
 ALIGN_BENIGN_FILE = "align_benign.jsonl"
 FINETUNE_BENIGN_FILE = "finetune_benign.jsonl"
@@ -36,18 +38,10 @@ def _bundled_text(name: str) -> str:
 
 
 def _parse_jsonl(text: str, source: str) -> list[dict]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TrainingDataError(f"{source}: line {number} is not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise TrainingDataError(f"{source}: line {number} is not a JSON object")
-        rows.append(row)
-    return rows
+    try:
+        return parse_jsonl(text, source)
+    except RecordError as exc:
+        raise TrainingDataError(str(exc)) from None
 
 
 def bundled_sha256(name: str) -> str:
