@@ -33,25 +33,24 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def pct(number: dict[str, Any] | None, digits: int = 1) -> str:
-    """A rate as a percentage with its CI, or an em dash when missing."""
+def _with_ci(number: dict[str, Any] | None, scale: float, fmt: str, suffix: str = "") -> str:
+    """`value[suffix] [lo, hi]` for a {value, ci} number, or an em dash when missing."""
     if not number:
         return "—"
-    text = f"{100 * number['value']:.{digits}f}%"
+    text = f"{scale * number['value']:{fmt}}{suffix}"
     if number.get("ci"):
         lo, hi = number["ci"]
-        text += f" [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
+        text += f" [{scale * lo:{fmt}}, {scale * hi:{fmt}}]"
     return text
+
+
+def pct(number: dict[str, Any] | None, digits: int = 1) -> str:
+    """A rate as a percentage with its CI, or an em dash when missing."""
+    return _with_ci(number, 100, f".{digits}f", "%")
 
 
 def visage_text(number: dict[str, Any] | None) -> str:
-    if not number:
-        return "—"
-    text = f"{number['value']:.2f}"
-    if number.get("ci"):
-        lo, hi = number["ci"]
-        text += f" [{lo:.2f}, {hi:.2f}]"
-    return text
+    return _with_ci(number, 1, ".2f")
 
 
 def heat(value: float | None) -> str:
