@@ -9,6 +9,7 @@ Reports seconds per grid point, the per-point overhead (everything but generatio
 share of time spent perturbing/restoring. Usage (SmolLM2, small settings by default):
 
     python benchmarks/landscape_sweep_vs_naive.py [--points 3] [--limit 16] [--max-gen-toks 8]
+    python benchmarks/landscape_sweep_vs_naive.py --demo   # the demo's settings: the issue's CPU target
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def run_naive(model: str, alphas: list[float], args: argparse.Namespace, work: P
         out = work / f"naive-{i}"
         cmd = [sys.executable, "-m", "safety_bench.cli", "eval", "--model", "perturbed",
                "--model_args", f"pretrained={model},alpha={alpha},seed=0,dtype=float32",
-               "--tasks", "safety_landscape_mini", "--metadata", json.dumps({"data": "sample", "judge": "keyword"}),
-               "--limit", str(args.limit), "--batch_size", str(args.batch_size),
+               "--tasks", args.task, "--metadata", json.dumps({"data": "sample", "judge": "keyword", **args.metadata}),
+               *(["--limit", str(args.limit)] if args.limit else []), "--batch_size", str(args.batch_size),
                "--gen_kwargs", f"max_gen_toks={args.max_gen_toks}", "--apply_chat_template", "--log_samples",
                "--output_path", str(out)]
         start = time.perf_counter()
@@ -57,8 +58,9 @@ def run_inplace(model: str, alphas: list[float], args: argparse.Namespace, work:
     from safety_bench.landscape.sweep import SweepConfig, point_dir, run_sweep
 
     grid = Grid("1d_random", [alphas], [0])
-    config = SweepConfig(model=model, grid=grid, judges=["keyword"], data="sample", max_gen_toks=args.max_gen_toks,
-                         dtype="float32", limit=args.limit, batch_size=args.batch_size, device="cpu")
+    config = SweepConfig(model=model, grid=grid, task=args.task, judges=["keyword"], data="sample",
+                         max_gen_toks=args.max_gen_toks, dtype="float32", limit=args.limit,
+                         batch_size=args.batch_size, device="cpu", metadata=args.metadata)
     start = time.perf_counter()
     run_sweep(config, work / "sweep", progress=False)
     total = time.perf_counter() - start
@@ -73,7 +75,16 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=16, help="prompts per point")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-gen-toks", type=int, default=8)
+    parser.add_argument("--demo", action="store_true",
+                        help="the demo's settings: all 88 sample prompts (safety_landscape, 8 per category), "
+                        "batch 32, 16 new tokens, alpha in [-0.2, 0.2]")
     args = parser.parse_args()
+    args.task, args.metadata = "safety_landscape_mini", {}
+    if args.demo:
+        from safety_bench.landscape.cli import DEMO
+
+        args.task, args.metadata, args.limit = "safety_landscape", {"per_category": DEMO["per_category"]}, None
+        args.batch_size, args.max_gen_toks, args.range = DEMO["batch_size"], DEMO["max_gen_toks"], DEMO["range"]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from safety_bench.landscape.grid import linspace
     from safety_bench.models import smollm2_dir
@@ -89,7 +100,9 @@ def main() -> int:
     gen = sum(p["timing"]["generate_s"] for p in points)
     judge = sum(p["timing"]["judge_s"] for p in points)
     move = sum(p["timing"]["perturb_s"] + p["timing"]["restore_s"] for p in points)
-    per_point = [sum(p["timing"].values()) - p["timing"]["generate_s"] for p in points]  # generate_s is inside evaluate_s
+    # evaluate_s contains generate_s: a point's overhead is everything of it but generation and judging
+    in_loop = [p["timing"]["perturb_s"] + p["timing"]["evaluate_s"] - p["timing"]["generate_s"]
+               + p["timing"]["restore_s"] for p in points]
     sweep_point_s = [p["timing"]["perturb_s"] + p["timing"]["evaluate_s"] + p["timing"]["judge_s"]
                      + p["timing"]["restore_s"] for p in points]
     naive_wall = sum(r["wall_s"] for r in naive)
@@ -100,12 +113,15 @@ def main() -> int:
     report = {
         "device": f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})",
         "load_average_1m": os.getloadavg()[0],
-        "settings": {"model": "SmolLM2-135M-Instruct (fp32)", "points": alphas, "prompts_per_point": points[0]["n"],
+        "settings": {"model": "SmolLM2-135M-Instruct (fp32)", "task": args.task, "metadata": args.metadata,
+                     "points": alphas, "prompts_per_point": points[0]["n"],
                      "batch_size": args.batch_size, "max_gen_toks": args.max_gen_toks},
         "sweep": {"total_s": sweep_total, "seconds_per_point": sweep_total / n,
+                  "start_up_s (model load, task index, directions; once)": sweep_total - sum(sweep_point_s),
                   "steady_seconds_per_point": sweep_point_s,
                   "overhead_per_point_s (all but generation+judging, start-up amortised)": sweep_overhead,
-                  "in_loop_overhead_per_point_s": [o - p["timing"]["judge_s"] for o, p in zip(per_point, points)],
+                  "in_loop_overhead_per_point_s": in_loop,
+                  "in_loop_overhead_mean_s": sum(in_loop) / n,
                   "perturb_restore_share": move / sweep_total, "perturb_restore_s": move,
                   "generation_s": gen, "judge_s": judge},
         "naive": {"total_s": naive_wall, "seconds_per_point": naive_wall / n,

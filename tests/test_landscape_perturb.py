@@ -105,3 +105,18 @@ def test_lora_adapter_merged_delta(tiny_model, tmp_path):
         assert torch.allclose(p, merged[n], atol=1e-6), n
     pert.restore()
     assert pert.max_abs_diff() == 0.0
+
+
+def test_reserved_memory_keeps_directions_out_of_the_cache_without_changing_the_point(tiny_model):
+    from safety_bench.landscape.perturb import free_bytes
+
+    cached = Perturber(_load(tiny_model), seeds=[5])
+    cached.warm([5])
+    reserved = Perturber(_load(tiny_model), seeds=[5])
+    reserved.reserve_bytes = free_bytes(reserved.device)  # generation needs all of it
+    reserved.warm([5])
+    assert 5 in cached._cache and 5 not in reserved._cache
+    cached.apply({5: 0.2})
+    reserved.apply({5: 0.2})  # regenerated tensor by tensor: the same weights
+    for (n, p), (_, q) in zip(unique_parameters(cached.model), unique_parameters(reserved.model)):
+        assert torch.equal(p, q), n

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from safety_bench.landscape.generation import CPU_BATCH, KV_CACHES
 from safety_bench.landscape.grid import KINDS, Grid, build_grid
 
 # The demo: SmolLM2-135M's basin is narrow (its answers turn to noise by |α| ≈ 0.2), so a ±0.2 range in
@@ -21,6 +22,18 @@ DEMO = {"range": 0.2, "points": 9, "batch_size": 32, "max_gen_toks": 16, "per_ca
 # ~7/s on this project's 2-core CPU while shared with other jobs; assume about twice that alone.
 CPU_TOKENS_PER_S_135M = 15.0
 GPU_TOKENS_PER_S_7B = 1500.0  # rough: a 7B model, batch 16, one modern GPU
+
+
+def _batch_size(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError("--batch-size takes a positive integer or auto")
+    return n
 
 
 def _parse_shard(value: str) -> tuple[int, int]:
@@ -49,7 +62,8 @@ def _config(args: argparse.Namespace) -> Any:
                        dtype=args.dtype, limit=args.limit, towards=args.towards,
                        include=list(parse_patterns(args.include)),
                        exclude=list(parse_patterns(args.exclude, DEFAULT_EXCLUDE)), name=args.name,
-                       batch_size=args.batch_size, device=args.device, metadata=metadata, backend=args.backend)
+                       batch_size=args.batch_size, kv_cache=args.kv_cache, device=args.device, metadata=metadata,
+                       backend=args.backend)
 
 
 def _n_params(model: str) -> float | None:
@@ -66,24 +80,15 @@ def _n_params(model: str) -> float | None:
     return total / (4 if "32" in str(dtype) else 2)
 
 
-def _count_prompts(config: Any) -> int:
-    from safety_bench.landscape.sweep import build_task_manager
-
-    loaded = build_task_manager(config).load([config.task])
-    n = 0
-    for task in loaded["tasks"].values():
-        docs = [d for d in task.eval_docs if not d.get("missing_category")]
-        n += min(len(docs), config.limit) if config.limit else len(docs)
-    return n
-
-
 def dry_run(config: Any, shard: tuple[int, int]) -> str:
     """The grid, the number of generations and a rough time estimate, without loading the model."""
     import torch
 
+    from safety_bench.landscape.sweep import count_prompts
+
     grid = config.grid
     points = grid.shard(*shard)
-    n_prompts = _count_prompts(config)
+    n_prompts = count_prompts(config)
     gens = len(points) * n_prompts
     params = _n_params(config.model)
     gpu = (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
@@ -98,10 +103,11 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
     lines.append(f"judges: {', '.join(config.judges)} (each judges the same generations)")
     if params:
         base = (GPU_TOKENS_PER_S_7B * 7e9 if gpu else CPU_TOKENS_PER_S_135M * 135e6) / params
-        rate = base * min(config.batch_size, 16) / 16
+        batch = config.batch_size if config.batch_size != "auto" else (n_prompts if gpu else CPU_BATCH)
+        rate = base * min(batch, 16) / 16
         seconds = gens * config.max_gen_toks / rate
         lines.append(f"estimated time: ~{seconds / 60:.1f} min on {'GPU' if gpu else 'CPU'} "
-                     f"(~{rate:.0f} tokens/s for {params / 1e6:.0f}M parameters at batch {config.batch_size}; rough)")
+                     f"(~{rate:.0f} tokens/s for {params / 1e6:.0f}M parameters at batch {batch}; rough)")
     else:
         lines.append("estimated time: unknown (model is not a local folder)")
     return "\n".join(lines)
@@ -116,7 +122,7 @@ def _apply_demo(args: argparse.Namespace) -> None:
     args.grid = "1d_random"
     args.range = args.range if args.range_set else DEMO["range"]
     args.points = args.points or DEMO["points"]
-    args.batch_size = args.batch_size or DEMO["batch_size"]
+    args.batch_size = DEMO["batch_size"] if args.batch_size == "auto" else args.batch_size
     args.max_gen_toks = args.max_gen_toks or DEMO["max_gen_toks"]
     args.out = args.out or DEMO["out"]
     if not args.metadata:
@@ -150,7 +156,6 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
         print(f"safety-bench landscape: --grid {args.grid} needs --towards (checkpoint or adapter folder)",
               file=sys.stderr)
         return 2
-    args.batch_size = args.batch_size or 16
     args.max_gen_toks = args.max_gen_toks or 64
     config = _config(args)
     if args.dry_run:
@@ -226,7 +231,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="hexphi", help="prompt source: hexphi, sample, or a HEx-PHI-layout folder")
     p.add_argument("--metadata", help="extra lm-eval task metadata as JSON (e.g. '{\"per_category\": 4}')")
     p.add_argument("--limit", type=int, help="at most this many prompts per (sub)task")
-    p.add_argument("--batch-size", type=int, help="generation batch size (default 16)")
+    p.add_argument("--batch-size", type=_batch_size, default="auto",
+                   help="generation batch size, or auto (default): on a GPU all prompts of a point in one batch "
+                   "as far as memory allows, on the CPU 32")
+    p.add_argument("--kv-cache", choices=KV_CACHES, default="auto",
+                   help="KV cache for generation: auto (default: static on a GPU where the architecture "
+                   "supports it, dynamic on the CPU), static, dynamic")
     p.add_argument("--max-gen-toks", type=int, help="new tokens per answer (default 64; the papers use 512)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")

@@ -47,8 +47,8 @@ def free_bytes(device: torch.device) -> int:
         return 0
 
 
-def _fits(nbytes: int, device: torch.device) -> bool:
-    return nbytes <= free_bytes(device) * (1 - MEMORY_MARGIN)
+def _fits(nbytes: int, device: torch.device, reserve: int = 0) -> bool:
+    return nbytes + reserve <= free_bytes(device) * (1 - MEMORY_MARGIN)
 
 
 # ---------------------------------------------------------------------- targets (θ_B)
@@ -215,6 +215,9 @@ class Perturber:
             if _fits(tbytes, self.device):
                 self.targets = {n: t.to(self.device) for n, t in self.targets.items()}
         self._cache_mode = cache_directions
+        # memory that cached directions must leave free (the sweep reserves its generation batch's KV cache:
+        # on a GPU one batch of all prompts beats a cached direction, which is cheap to regenerate)
+        self.reserve_bytes = 0
         self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
         self._direction_bytes = sum(p.numel() * 4 for n, p in self.params if self.selection.selects(n, p))
         self.point: dict[str, float] = {}
@@ -230,11 +233,11 @@ class Perturber:
         if self._cache_mode is False:
             return None
         if self._cache_mode is None:  # auto: evict least recently used directions until the new one fits
-            while self._cache and not _fits(self._direction_bytes, self.device):
+            while self._cache and not _fits(self._direction_bytes, self.device, self.reserve_bytes):
                 self._cache.popitem(last=False)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-            if not _fits(self._direction_bytes, self.device):
+            if not _fits(self._direction_bytes, self.device, self.reserve_bytes):
                 return None
         direction = self.directions[seed]
         with torch.no_grad():

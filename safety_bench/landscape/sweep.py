@@ -56,7 +56,8 @@ class SweepConfig:
     exclude: list[str] = field(default_factory=lambda: ["norm"])
     name: str | None = None
     # execution only (not part of the hash)
-    batch_size: int = 16
+    batch_size: int | str = "auto"  # see landscape/generation.py
+    kv_cache: str = "auto"  # auto | static | dynamic (see landscape/generation.py)
     device: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     backend: str = "hf"  # "vllm": perturbed inside the engine (same directions); execution only
@@ -191,6 +192,36 @@ class Sweeper:
 
         self.judges = {name: get_judge(name) for name in config.judges}
         self.timer = GenerationTimer(self.lm)
+        self.gen_kwargs: dict[str, Any] = {"max_gen_toks": config.max_gen_toks}
+        if config.backend == "hf":
+            self._fit_generation_to_device()
+        self.warm_directions()
+
+    def _fit_generation_to_device(self) -> None:
+        """Resolve `auto` batch size and KV cache for the HF backend, and keep the batch's KV cache out of
+        the perturber's direction cache."""
+        from safety_bench.landscape.generation import auto_batch_size, kv_cache_kwargs, per_sequence_bytes
+
+        cfg, model = self.config, self.lm.model
+        self.gen_kwargs.update(kv_cache_kwargs(model, cfg.kv_cache))
+        batch = cfg.batch_size
+        if batch == "auto":
+            batch = min(auto_batch_size(model, cfg.max_gen_toks), max(1, count_prompts(cfg)))
+        self.lm.batch_size_per_gpu = int(batch)
+        if next(model.parameters()).device.type == "cuda":
+            self.lm.perturber.reserve_bytes = int(batch) * per_sequence_bytes(model, cfg.max_gen_toks)
+        log.info("landscape: batch %d, %s KV cache", int(batch),
+                 self.gen_kwargs.get("cache_implementation", "dynamic"))
+
+    def warm_directions(self) -> None:
+        """Generate (and cache, where memory allows) every direction of the grid now, once: otherwise the
+        first point of each direction pays for it and its timing misleads."""
+        warm = getattr(getattr(self.lm, "perturber", None), "warm", None)
+        seeds = self.config.grid.seeds()
+        if callable(warm) and seeds:
+            start = time.perf_counter()
+            warm(seeds)
+            log.info("landscape: %d direction(s) ready in %.1f s", len(seeds), time.perf_counter() - start)
 
     def run_point(self, point: Point) -> dict[str, Any]:
         """Evaluate one point and return its files (not yet written)."""
@@ -206,8 +237,8 @@ class Sweeper:
         self.timer.seconds = 0.0
         results = lm_eval.simple_evaluate(
             model=self.lm, tasks=[cfg.task], task_manager=self.tm, log_samples=True,
-            apply_chat_template=True, batch_size=cfg.batch_size, limit=cfg.limit,
-            gen_kwargs={"max_gen_toks": cfg.max_gen_toks}, bootstrap_iters=0, use_cache=None,
+            apply_chat_template=True, batch_size=self.lm.batch_size, limit=cfg.limit,
+            gen_kwargs=dict(self.gen_kwargs), bootstrap_iters=0, use_cache=None,
             random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
         t2 = time.perf_counter()
         generate_s = self.timer.seconds
@@ -253,10 +284,21 @@ def load_model(config: SweepConfig) -> Any:
                              extra_seeds=seeds, towards=config.towards,
                              include="|".join(config.include) or None, exclude="|".join(config.exclude) or "none")
     return PerturbedHFLM(pretrained=config.model, device=device, dtype=config.dtype,
-                         batch_size=config.batch_size, seed=seeds[0] if seeds else 0,
+                         batch_size=1 if config.batch_size == "auto" else config.batch_size,  # auto: in Sweeper
+                         seed=seeds[0] if seeds else 0,
                          seed2=seeds[1] if len(seeds) > 1 else None, extra_seeds=seeds,
                          towards=config.towards, include="|".join(config.include) or None,
                          exclude="|".join(config.exclude) or "none")
+
+
+def count_prompts(config: SweepConfig) -> int:
+    """Prompts answered at every point (placeholders of missing categories not counted)."""
+    loaded = build_task_manager(config).load([config.task])
+    n = 0
+    for task in loaded["tasks"].values():
+        docs = [d for d in task.eval_docs if not d.get("missing_category")]
+        n += min(len(docs), config.limit) if config.limit else len(docs)
+    return n
 
 
 def build_task_manager(config: SweepConfig) -> Any:
@@ -298,15 +340,18 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike[str], shard: tuple[int
 
         bar = tqdm(total=len(points), initial=len(points) - len(pending), unit="point",
                    desc="landscape", disable=not progress)
+        from safety_bench.harness.repeated_runs import repeated_runs
+
         lm_log = logging.getLogger("lm_eval")
         level = lm_log.level
         lm_log.setLevel(logging.ERROR)  # lm-eval repeats the same warnings at every point
         try:
-            for point in pending:
-                write_point(out, point.id, sweeper.run_point(point))
-                bar.update(1)
-                if on_point:
-                    on_point(point)
+            with repeated_runs():
+                for point in pending:
+                    write_point(out, point.id, sweeper.run_point(point))
+                    bar.update(1)
+                    if on_point:
+                        on_point(point)
         finally:
             lm_log.setLevel(level)
             bar.close()

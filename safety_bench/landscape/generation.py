@@ -1,0 +1,68 @@
+"""How a sweep generates on its device: the batch size and the KV cache.
+
+A grid point is one fixed set of prompts answered greedily, so on a GPU the fastest way is all of them in
+one batch (decode reads every weight once per step, whatever the batch) with a static KV cache (allocated
+once, and on CUDA transformers then compiles the decode step). `auto` picks that where it is possible:
+
+- batch size: on a GPU, as many sequences as the free memory holds after the weights, the saved original
+  and the cached directions (each sequence costs its KV cache at full length plus a logits row), capped
+  at `MAX_AUTO_BATCH`; on the CPU, `CPU_BATCH` (larger CPU batches only add padding work).
+- KV cache: static on a GPU when the architecture supports it (`_can_compile_fullgraph`), dynamic
+  otherwise; on the CPU static measured several times slower (benchmarks/RESULTS.md).
+Neither changes what a greedy point generates beyond floating-point noise, so neither is part of a
+landscape's identity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+CPU_BATCH = 32
+MAX_AUTO_BATCH = 512
+CONTEXT_TOKENS = 512  # prompt-side budget per sequence (chat template + system prompt + instruction)
+MEMORY_FRACTION = 0.85  # of the free GPU memory, leaving room for activations and the allocator
+KV_CACHES = ("auto", "static", "dynamic")
+
+
+def kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
+    """Bytes of K and V cached per token over all layers."""
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * torch.tensor([], dtype=dtype).element_size()
+
+
+def auto_batch_size(model: torch.nn.Module, max_gen_toks: int, free_bytes: int | None = None,
+                    context_tokens: int = CONTEXT_TOKENS) -> int:
+    """The batch size `auto` means for this model on its device (see the module docstring)."""
+    device = next(model.parameters()).device
+    if device.type != "cuda" and free_bytes is None:
+        return CPU_BATCH
+    if free_bytes is None:
+        free_bytes = torch.cuda.mem_get_info(device)[0]
+    fits = int(free_bytes * MEMORY_FRACTION) // per_sequence_bytes(model, max_gen_toks, context_tokens)
+    return max(1, min(MAX_AUTO_BATCH, fits))
+
+
+def per_sequence_bytes(model: torch.nn.Module, max_gen_toks: int, context_tokens: int = CONTEXT_TOKENS) -> int:
+    """Device memory one sequence of a generation batch needs: its KV cache at full length plus the step's
+    logits and scores in fp32."""
+    config = model.config
+    dtype = next(model.parameters()).dtype
+    return kv_bytes_per_token(config, dtype) * (context_tokens + max_gen_toks) + 2 * config.vocab_size * 4
+
+
+def kv_cache_kwargs(model: torch.nn.Module, requested: str = "auto") -> dict[str, Any]:
+    """Generation kwargs selecting the KV cache (empty = transformers' default dynamic cache)."""
+    if requested not in KV_CACHES:
+        raise ValueError(f"kv cache {requested!r}: choose one of {', '.join(KV_CACHES)}")
+    supported = bool(getattr(model, "_can_compile_fullgraph", False))
+    if requested == "static" and not supported:
+        raise ValueError(f"{type(model).__name__} does not support a static KV cache in this transformers "
+                         "version; use --kv-cache dynamic (or auto)")
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    if requested == "static" or (requested == "auto" and on_gpu and supported):
+        return {"cache_implementation": "static"}
+    return {}
