@@ -14,7 +14,7 @@ from safety_bench.landscape.grid import KINDS, Grid, build_grid
 
 # The demo: SmolLM2-135M's basin is narrow (its answers turn to noise by |α| ≈ 0.2), so a ±0.2 range in
 # 9 steps of 0.05 resolves the edge; 16 new tokens are enough for the keyword judge's refusal openers.
-# All 88 bundled prompts (8 per category) in batches of 32: the whole demo took 2 min 35 s on this 2-core
+# All 88 bundled prompts (8 per category) in batches of 32: the whole demo took 2 min 24 s on this 2-core
 # CPU when it was not shared (about 15 s per point).
 DEMO = {"range": 0.2, "points": 9, "batch_size": 32, "max_gen_toks": 16, "per_category": 8,
         "out": "runs/demo-landscape"}
