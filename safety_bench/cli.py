@@ -88,9 +88,9 @@ def run_lm_eval(argv: Sequence[str]) -> int:
         sys.argv = saved
     if store:
         from safety_bench.leaderboard.ingest import add_path
-        from safety_bench.leaderboard.store import Store
+        from safety_bench.leaderboard.remote import open_store
 
-        for run in add_path(Store(store), output, name):  # type: ignore[arg-type]
+        for run in add_path(open_store(store), output, name):  # type: ignore[arg-type]
             print(f"added to store {store}: {run}")
     return 0
 

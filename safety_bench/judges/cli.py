@@ -46,9 +46,9 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         summary = judge_file(args.input, args.output, judge)
         if args.store:
             from safety_bench.leaderboard.ingest import add_path
-            from safety_bench.leaderboard.store import Store
+            from safety_bench.leaderboard.remote import open_store
 
-            add_path(Store(args.store), args.output, args.name)
+            add_path(open_store(args.store), args.output, args.name)
     except (KeyError, RecordError, FileNotFoundError, ValueError, ImportError) as exc:
         print(f"safety-bench judge: {exc}", file=sys.stderr)
         return 2

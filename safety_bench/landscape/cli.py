@@ -183,9 +183,9 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
     print(f"wall time {elapsed:.0f} s")
     if args.store:
         from safety_bench.leaderboard.ingest import add_path
-        from safety_bench.leaderboard.store import Store
+        from safety_bench.leaderboard.remote import open_store
 
-        for run in add_path(Store(args.store), args.out, args.name or Path(args.model).name):
+        for run in add_path(open_store(args.store), args.out, args.name or Path(args.model).name):
             print(f"added to store {args.store}: {run}")
     return 0
 

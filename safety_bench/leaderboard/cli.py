@@ -17,10 +17,11 @@ def _err(command: str, exc: BaseException) -> int:
 def _cmd_build(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.ranking import build_board
     from safety_bench.leaderboard.render import write_board
-    from safety_bench.leaderboard.store import Store, StoreError
+    from safety_bench.leaderboard.remote import open_store
+    from safety_bench.leaderboard.store import StoreError
 
     try:
-        store = Store(args.store)
+        store = open_store(args.store)
         problems = store.reindex() if args.reindex else []
         board = build_board(store, harm_judge=args.harm_judge, visage_judge=args.visage_judge,
                             refusal_judge=args.refusal_judge)
@@ -37,10 +38,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _cmd_store_add(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.ingest import add_path
-    from safety_bench.leaderboard.store import Store, StoreError
+    from safety_bench.leaderboard.remote import open_store
+    from safety_bench.leaderboard.store import StoreError
 
     try:
-        runs = add_path(Store(args.store), args.path, args.name, weights_id=args.weights_id, judge=args.judge)
+        runs = add_path(open_store(args.store), args.path, args.name, weights_id=args.weights_id, judge=args.judge)
     except (StoreError, RecordError, OSError, KeyError, ValueError) as exc:
         return _err("store add", exc)
     for run in runs:
@@ -50,9 +52,9 @@ def _cmd_store_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_list(args: argparse.Namespace) -> int:
-    from safety_bench.leaderboard.store import Store
+    from safety_bench.leaderboard.remote import open_store
 
-    store = Store(args.store)
+    store = open_store(args.store)
     for m in store.models():
         for run in store.runs(m["name"]):
             print(f"{m['name']:30s} {run.kind:9s} {run.run_id} {run.created} "
@@ -119,7 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = lsub.add_parser("build", help="rank the store's models; write leaderboard.md/.csv/.json and index.html",
                         description="Ranks by VISAGE (higher first), ties by harm rate; models without a landscape "
                         "follow by harm rate. Corrupt entries are reported and skipped.")
-    b.add_argument("--store", required=True, help="results store folder")
+    b.add_argument("--store", required=True, help="results store: a folder or an fsspec URL (s3://…, gs://…)")
     b.add_argument("--out", required=True, help="output folder for the board")
     b.add_argument("--harm-judge", help="judge for the harm rate (default: a rubric judge if any, else keyword)")
     b.add_argument("--visage-judge", help="landscape judge for VISAGE (default: keyword)")

@@ -21,6 +21,7 @@ from scipy import stats
 
 from safety_bench.categories import BENIGN, SLUGS
 from safety_bench.leaderboard.ingest import read_judged_jsonl, read_lm_eval_folder
+from safety_bench.leaderboard.remote import open_store
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, Store, StoreError
 
 BOOTSTRAP_REPS = 2000
@@ -270,7 +271,7 @@ def _newest_landscape(store: Store, name: str) -> dict[str, Any] | None:
 def load_side(spec: str, store: str | os.PathLike[str] | None = None) -> Side:
     """A model name in `store`, or a path: lm-eval output folder, judged JSONL, landscape folder."""
     if store is not None:
-        st = Store(store)
+        st = open_store(store)
         if any(m["name"] == spec for m in st.models()):
             return Side(label=spec, judged=_newest_per_judge(st, spec), landscape=_newest_landscape(st, spec),
                         source=f"store {st.root}")

@@ -24,6 +24,7 @@ from safety_bench.leaderboard.lock import locked
 from safety_bench.leaderboard.provenance import now_iso, software_versions, task_versions
 from safety_bench.leaderboard.ranking import build_board
 from safety_bench.leaderboard.render import write_board
+from safety_bench.leaderboard.remote import open_store
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, content_key
 
 log = logging.getLogger("safety_bench.nightly")
@@ -253,7 +254,7 @@ def run_nightly(cfg: NightlyConfig, evaluator: Callable[[ModelSpec, Mapping[str,
         from safety_bench.judges.registry import get_judge as registry_get_judge
 
         get_judge = registry_get_judge
-    store = Store(cfg.store)
+    store = open_store(cfg.store)
     report = NightlyReport()
     with locked(store.root / LOCK_NAME, stale_after=cfg.stale_lock_hours * 3600):
         evaluator = evaluator or Evaluator(cfg)

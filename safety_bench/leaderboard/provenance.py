@@ -17,6 +17,7 @@ from typing import Any
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|api[_-]?key|auth|credential|cookie)", re.I)
 _SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_-]{8,}|Bearer\s+\S+)")
 _SECRET_IN_ARGS = re.compile(r"((?:token|api_key|apikey|secret|password)\s*=\s*)[^,\s]+", re.I)
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
 REDACTED = "[redacted]"
 
 
@@ -34,6 +35,11 @@ def software_versions() -> dict[str, str]:
         except _metadata.PackageNotFoundError:
             continue
     return out
+
+
+def redact_url(url: str) -> str:
+    """A URL with any `user:password@` part and credential-looking query values removed."""
+    return redact(_URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", url))
 
 
 def redact(obj: Any) -> Any:

@@ -33,6 +33,7 @@ from safety_bench.leaderboard.provenance import now_iso, redact
 from safety_bench.records import read_jsonl, write_json, write_jsonl
 
 SCHEMA = 1
+INDEX_NAME = "index.sqlite"
 BASE, LANDSCAPE = "base", "landscape"
 
 
@@ -82,17 +83,18 @@ def _read_json(path: Path) -> Any:
 
 
 class Store:
-    """A local results store. `Store(path)` creates the folder and index on first use."""
+    """A local results store. `Store(path)` creates the folder and index on first use; commands open
+    stores with `remote.open_store`, which also takes fsspec URLs (a `RemoteStore` over a local mirror)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         text = str(root)
         if "://" in text and not text.startswith("file://"):
-            raise StoreError(f"store {text!r}: only local folders are supported (the SQLite index needs a "
-                             "local file); sync a remote store to a local folder first")
+            raise StoreError(f"store {text.split('://')[0]}://…: Store() opens local folders; open a URL "
+                             "with safety_bench.leaderboard.remote.open_store")
         self.root = Path(text.removeprefix("file://")).expanduser()
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "models").mkdir(exist_ok=True)
-        self.index_path = self.root / "index.sqlite"
+        self.index_path = self.root / INDEX_NAME
         fresh = not self.index_path.exists()
         with self._db() as db:
             db.executescript(
@@ -105,6 +107,10 @@ class Store:
                 "CREATE INDEX IF NOT EXISTS runs_key ON runs (model, kind, key);")
         if fresh and any((self.root / "models").iterdir()):
             self.reindex()
+
+    def _publish(self, paths: Iterable[Path]) -> None:
+        """Called with the files or folders each write has just put in place (a remote store uploads
+        them); a local store has nothing more to do."""
 
     # ------------------------------------------------------------------ index
     def _db(self) -> sqlite3.Connection:
@@ -126,6 +132,7 @@ class Store:
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",
                        (name, folder.name, info.get("weights_id"), info["updated"]))
+        self._publish([info_path])
         return folder
 
     def _index_run(self, db: sqlite3.Connection, model: str, kind: str, folder: Path, meta: Mapping[str, Any]) -> None:
@@ -228,6 +235,7 @@ class Store:
             raise
         with self._db() as db:
             self._index_run(db, model, kind, final, meta)
+        self._publish([final])
         return self._run_info(model, kind, run_id)
 
     def _run_info(self, model: str, kind: str, run_id: str) -> RunInfo:
@@ -271,12 +279,14 @@ class Store:
 
     def add_judgement(self, run: RunInfo, judge: str, version: str, rows: list[dict[str, Any]]) -> RunInfo:
         """Add (or replace) one judge's records on a stored base run."""
-        write_jsonl(run.path / "judged" / judge_file_name(judge), rows)
+        judged_path = run.path / "judged" / judge_file_name(judge)
+        write_jsonl(judged_path, rows)
         meta = _read_json(run.path / "meta.json")
         meta.setdefault("judges", {})[judge] = {"version": str(version), "n": len(rows), "created": now_iso()}
         write_json(run.path / "meta.json", meta)
         with self._db() as db:
             self._index_run(db, run.model, BASE, run.path, meta)
+        self._publish([judged_path, run.path / "meta.json"])
         return self._run_info(run.model, BASE, run.run_id)
 
     def add_landscape(self, model: str, folder: str | os.PathLike[str], meta: Mapping[str, Any] | None = None
