@@ -140,13 +140,9 @@ def decode_limit_s(model: Any, prompts: dict[str, torch.Tensor], new_tokens: int
                    bandwidth_gbs: float) -> tuple[float, dict[str, float]]:
     """Fastest possible decode of one point (all prompts in one batch): Σ_steps (weights + KV) / bandwidth."""
     cfg = model.config
-    seen: set[int] = set()
     weight_bytes = 0
     embed = model.get_input_embeddings().weight
-    for p in model.parameters():
-        if p.data_ptr() in seen:
-            continue
-        seen.add(p.data_ptr())
+    for p in model.parameters():  # a tied embedding/head is one Parameter, listed once
         if p is embed and not cfg.tie_word_embeddings:
             continue  # an untied input embedding is only gathered (a few rows per step)
         weight_bytes += p.numel() * p.element_size()
