@@ -21,4 +21,5 @@ demo: setup
 	$(VENV)/bin/safety-bench landscape --demo
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q

@@ -103,8 +103,12 @@ def _hub_help(reason: str) -> str:
 def hexphi_hub(revision: str | None = None) -> list[Prompt]:
     """Download HEx-PHI's category files from the hub (gated; token from the environment)."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     prompts: list[Prompt] = []
     for number in BY_NUMBER:

@@ -78,7 +78,7 @@ def _local_id(path: Path) -> str:
     h = hashlib.sha256()
     for file in files:
         rel = file.name if path.is_file() else file.relative_to(path).as_posix()
-        h.update(f"{rel}\0{file_digest(file, cache)}\n".encode("utf-8"))
+        h.update(f"{rel}\0{file_digest(file, cache)}\n".encode())
     _save_cache(cache)
     return "sha256:" + h.hexdigest()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import build_talkative_model
 from safety_bench.cli import _lm_eval_argv, main
 from safety_bench.harness.task_hooks import parse_verdict
 from safety_bench.resources import tasks_dir
+
+from conftest import build_talkative_model
 
 
 def _samples(folder: Path) -> list[dict]:

@@ -25,7 +25,7 @@ def test_kappa_by_hand() -> None:
 
 def _judged(judge: str, labels: list[bool | None], cats: list[str]) -> list[dict]:
     rows = []
-    for i, (h, c) in enumerate(zip(labels, cats)):
+    for i, (h, c) in enumerate(zip(labels, cats, strict=True)):
         rows.append({"id": f"p{i}", "category": c, "instruction": f"q{i}", "response": "r", "judge": judge,
                      "score": None, "harmful": h, "refused": None if h is None else not h,
                      "error": "unscored" if h is None else None})

@@ -50,7 +50,7 @@ def test_hits_misses_errors_and_duplicates(tmp_path: Path) -> None:
     second = judge2.judge(_items("a", "abcd", "abcd", "fail", "xyzzy", "b", "cc"))
     assert inner2.seen == ["fail"]  # only the error is asked again
     assert judge2.hits == 6 and judge2.misses == 1
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert (a.score, a.harmful, a.reason, a.extra, a.error) == (b.score, b.harmful, b.reason, b.extra, b.error)
     assert store.count("counting") == 5
 

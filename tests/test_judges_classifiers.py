@@ -149,7 +149,7 @@ def test_guard_reads_first_token_probabilities(guard_model: Path, spec: str, ans
         pieces = {tok.decode([i]).strip() for i in ids}
         assert pieces and all(p and word.startswith(p) for p in pieces)  # first tokens of the answer word
     verdicts = judge.judge(ITEMS)
-    for item, v in zip(ITEMS, verdicts):
+    for item, v in zip(ITEMS, verdicts, strict=True):
         p_h, p_s = _manual_pair(judge, item)
         assert v.score == pytest.approx(p_h / (p_h + p_s), abs=1e-5)
         assert v.extra["judge_answer_mass"] == pytest.approx(p_h + p_s, abs=1e-6)

@@ -8,7 +8,6 @@ import math
 
 import pytest
 
-from judges_fake_api import start_server
 from safety_bench.judges.base import JudgeInput
 from safety_bench.judges.cache import CachedJudge
 from safety_bench.judges.registry import get_judge
@@ -17,6 +16,8 @@ from safety_bench.judges.rubric_parse import ScoreParseError, parse_rubric_answe
 from safety_bench.judges.run import judge_file
 from safety_bench.metrics import wilson_interval
 from safety_bench.records import read_jsonl, write_jsonl
+
+from judges_fake_api import start_server
 
 SECRET = "sk-test-secret-never-written-0123456789"
 
@@ -264,7 +265,7 @@ def test_lm_eval_filter_judges_a_task_in_one_concurrent_batch(api, tmp_path, mon
     verdicts = [task_hooks.parse_verdict(v) for v in task_hooks.JudgeFilter().apply([[f"r{i}"] for i in range(6)], docs)]
     assert fake.max_in_flight >= 2  # concurrent, not one call per document in turn
     assert [v["score"] for v in verdicts] == [3.0, 3.0, 3.0, 3.0, None, 5.0]
-    metrics = [task_hooks.process_results(d, [v]) for d, v in zip(docs, verdicts)]
+    metrics = [task_hooks.process_results(d, [v]) for d, v in zip(docs, verdicts, strict=True)]
     assert metrics[4]["unscored"] == 1.0 and metrics[4]["asr"] is None and "harmfulness_rate" not in metrics[4]
     assert metrics[5]["harmfulness_rate"] == 1.0 and metrics[0]["harmfulness_score"] == 3.0
     rate = task_hooks.aggregate_mean_of_scored([m.get("harmfulness_rate") for m in metrics])

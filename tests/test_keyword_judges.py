@@ -42,7 +42,7 @@ def test_paper_list_is_the_reference_29():
 
 def _accuracy(judge, rows) -> float:
     verdicts = judge.judge([JudgeInput("q", r["response"]) for r in rows])
-    return sum(v.refused == r["refused"] for v, r in zip(verdicts, rows)) / len(rows)
+    return sum(v.refused == r["refused"] for v, r in zip(verdicts, rows, strict=True)) / len(rows)
 
 
 def test_improved_judge_beats_paper_mode_on_labelled_cases(capsys):
@@ -79,7 +79,7 @@ def test_judge_cli_keyword_gives_paper_semantics(tmp_path):
     judged = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["refused"] for r in judged] == [paper_is_refusal(r["response"]) for r in rows] == [False, True, False]
     assert [r["harmful"] for r in judged] == [True, False, True]
-    for r, original in zip(judged, rows):
+    for r, original in zip(judged, rows, strict=True):
         assert {k: r[k] for k in original} == original  # every input field kept
         assert r["judge"] == "keyword" and r["error"] is None and "score" in r
     summary = json.loads((tmp_path / "out.summary.json").read_text())["keyword"]

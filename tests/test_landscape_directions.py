@@ -7,8 +7,17 @@ import math
 import pytest
 import torch
 
-from safety_bench.landscape.directions import (MASK32, Direction, Selection, direction_for, gaussian_chunk,
-                                               hash32, parse_patterns, tensor_keys, unique_parameters)
+from safety_bench.landscape.directions import (
+    MASK32,
+    Direction,
+    Selection,
+    direction_for,
+    gaussian_chunk,
+    hash32,
+    parse_patterns,
+    tensor_keys,
+    unique_parameters,
+)
 
 
 def _py_fmix(x: int) -> int:

@@ -6,13 +6,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_talkative_model
 from transformers import AutoModelForCausalLM
 
-from safety_bench.landscape.generation import (CPU_BATCH, MAX_AUTO_BATCH, MEMORY_FRACTION, auto_batch_size,
-                                               kv_bytes_per_token, kv_cache_kwargs, per_sequence_bytes)
+from safety_bench.landscape.generation import (
+    CPU_BATCH,
+    MAX_AUTO_BATCH,
+    MEMORY_FRACTION,
+    auto_batch_size,
+    kv_bytes_per_token,
+    kv_cache_kwargs,
+    per_sequence_bytes,
+)
 from safety_bench.landscape.grid import build_grid
 from safety_bench.landscape.sweep import SweepConfig, Sweeper
+
+from conftest import build_talkative_model
 
 
 @pytest.fixture(scope="module")

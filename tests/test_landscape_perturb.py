@@ -56,7 +56,7 @@ def test_point_is_theta_plus_alpha_d_in_fp32_and_order_independent(tiny_model):
             torch.testing.assert_close(p.detach(), expected, rtol=1e-6, atol=1e-7)  # fp32 arithmetic
     uncached = Perturber(_load(tiny_model), seeds=[3], cache_directions=False, original_on="host")
     uncached.apply({3: -0.1})
-    for (n, p), (_, q) in zip(unique_parameters(model), unique_parameters(uncached.model)):
+    for (n, p), (_, q) in zip(unique_parameters(model), unique_parameters(uncached.model), strict=True):
         assert torch.equal(p, q), n
 
 
@@ -118,5 +118,5 @@ def test_reserved_memory_keeps_directions_out_of_the_cache_without_changing_the_
     assert 5 in cached._cache and 5 not in reserved._cache
     cached.apply({5: 0.2})
     reserved.apply({5: 0.2})  # regenerated tensor by tensor: the same weights
-    for (n, p), (_, q) in zip(unique_parameters(cached.model), unique_parameters(reserved.model)):
+    for (n, p), (_, q) in zip(unique_parameters(cached.model), unique_parameters(reserved.model), strict=True):
         assert torch.equal(p, q), n

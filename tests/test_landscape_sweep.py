@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import build_talkative_model
 
 from safety_bench.landscape.grid import build_grid
-from safety_bench.landscape.sweep import (ConfigMismatch, SweepConfig, Sweeper, merge_shards, point_dir,
-                                          run_sweep)
+from safety_bench.landscape.sweep import ConfigMismatch, SweepConfig, Sweeper, merge_shards, point_dir, run_sweep
+
+from conftest import build_talkative_model
 
 
 def _config(model: Path, **over) -> SweepConfig:
@@ -170,10 +170,10 @@ def test_cli_sweep_files_the_landscape_in_a_store(tiny_model, tmp_path):
 
 
 def test_vllm_backend_without_vllm_is_a_clear_error(tiny_model):
+    import importlib.util
+
     from safety_bench.landscape.grid import build_grid
     from safety_bench.landscape.sweep import SweepConfig, load_model
-
-    import importlib.util
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed: this test covers machines without it")

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from safety_bench.landscape.visage import (summarize_visage, t_interval, trim_bounds, untrimmed_margin,
-                                           visage_1d, visage_2d)
+from safety_bench.landscape.visage import (
+    summarize_visage,
+    t_interval,
+    trim_bounds,
+    untrimmed_margin,
+    visage_1d,
+    visage_2d,
+)
 
 
 def test_no_broken_ends():

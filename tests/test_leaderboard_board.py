@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import build_tiny_model
-from safety_bench.judges.base import RUBRIC_SCALE
-from safety_bench.harness.task_hooks import parse_verdict
 from safety_bench.categories import SLUGS
-from safety_bench.judges.base import Verdict
+from safety_bench.harness.task_hooks import parse_verdict
+from safety_bench.judges.base import RUBRIC_SCALE, Verdict
 from safety_bench.judges.run import judge_records
 from safety_bench.leaderboard.ingest import add_lm_eval_results, add_path
 from safety_bench.leaderboard.ranking import build_board
 from safety_bench.leaderboard.render import write_board
 from safety_bench.leaderboard.store import BASE, Store
+
+from conftest import build_tiny_model
 
 SCRIPT = "<script>alert('pwned')</script>"
 

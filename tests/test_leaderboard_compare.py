@@ -9,8 +9,15 @@ import pytest
 from scipy.stats import binomtest
 
 from safety_bench.cli import main
-from safety_bench.leaderboard.compare import (Side, Thresholds, compare, mcnemar_exact, paired_bootstrap_ci,
-                                              regressions, visage_delta)
+from safety_bench.leaderboard.compare import (
+    Side,
+    Thresholds,
+    compare,
+    mcnemar_exact,
+    paired_bootstrap_ci,
+    regressions,
+    visage_delta,
+)
 from safety_bench.records import write_jsonl
 
 CATS = ["illegal_activity", "malware"]

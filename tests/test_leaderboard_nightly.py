@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import build_tiny_model
 from safety_bench.leaderboard import lock
 from safety_bench.leaderboard.nightly import Evaluator, load_config, run_nightly
+
+from conftest import build_tiny_model
 
 
 class Counting:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import lm_eval
 import pytest
+from test_data import write_hexphi_folder
 
 from safety_bench.categories import SLUGS
 from safety_bench.cli import list_tasks
 from safety_bench.harness import task_manager as make_task_manager
-from safety_bench.harness.task_hooks import parse_verdict
 from safety_bench.harness.system_prompts import SAFETY_SYSTEM_PROMPT
+from safety_bench.harness.task_hooks import parse_verdict
 from safety_bench.resources import tasks_dir
-from test_data import write_hexphi_folder
 
 
 def test_task_listing_has_group_subtasks_mini_advbench_benign():

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from safety_bench.cli import main
+
 from training_helpers import build_trainable_tiny
 
 FAST = ["--max-steps", "12", "--epochs", "10", "--batch-size", "4", "--limit", "8", "--quiet"]

@@ -12,7 +12,13 @@ from safety_bench.harness.perturbed_vllm import VLLMPerturbation, check_data_par
 from safety_bench.landscape.directions import Selection, direction_for, frobenius_norm64, unique_parameters
 from safety_bench.landscape.perturb import TOWARDS, Perturber
 from safety_bench.landscape.vllm_extension import (
-    Layout, LayoutError, SafetyBenchWorkerExtension, plan_parameter, scaled_direction, sumsq64)
+    Layout,
+    LayoutError,
+    SafetyBenchWorkerExtension,
+    plan_parameter,
+    scaled_direction,
+    sumsq64,
+)
 
 PAD = 64  # vLLM's vocabulary padding
 
@@ -126,7 +132,7 @@ def expected_after(folder, size, coefficients, dtype=torch.float32, towards=None
 
 def compare(llm, expected, ulps: int) -> int:
     worst = 0
-    for got, want in zip(worker_state(llm), expected):
+    for got, want in zip(worker_state(llm), expected, strict=True):
         assert set(got) == set(want)
         for name in want:
             worst = max(worst, max_ulp(got[name], want[name]))
@@ -159,7 +165,7 @@ def test_tp1_fused_weights_equal_hf_weights_fused(tiny_model, dtype):
     assert pert.max_abs_diff() > 0
     pert.restore()
     assert pert.max_abs_diff() == 0.0
-    for got, want in zip(worker_state(llm), before):
+    for got, want in zip(worker_state(llm), before, strict=True):
         assert all(torch.equal(got[n], want[n]) for n in want)
     assert llm.resets == 2  # one prefix-cache reset per weight change
 
@@ -184,7 +190,7 @@ def test_tensor_parallel_shards_equal_hf_weights_sharded(tiny_model, size):
         # norms of sharded tensors are summed from per-rank parts: equal within 1 ulp (DESIGN.md)
         compare(llm, expected_after(tiny_model, size, coefficients), ulps=1)
     pert.restore()
-    for got, want in zip(worker_state(llm), before):
+    for got, want in zip(worker_state(llm), before, strict=True):
         assert all(torch.equal(got[n], want[n]) for n in want)
 
 

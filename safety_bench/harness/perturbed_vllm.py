@@ -29,7 +29,6 @@ from lm_eval.api.registry import model_registry
 
 from safety_bench.harness.point import PointMixin, cache_flag, init_point_state
 from safety_bench.landscape.directions import Selection
-from safety_bench.landscape.perturb import TOWARDS
 from safety_bench.landscape.vllm_extension import EXTENSION, Layout, merge_norm_parts
 
 log = logging.getLogger("safety_bench.landscape")

@@ -165,7 +165,7 @@ class JudgeFilter:
                 continue
             items = [JudgeInput(instruction=docs[i]["instruction"], response=_first(resps[i]),
                                 category=docs[i].get("category"), id=docs[i].get("id")) for i in idx]
-            for i, verdict in zip(idx, judge.judge(items)):
+            for i, verdict in zip(idx, judge.judge(items), strict=True):
                 out[i] = {"response": _first(resps[i]), **verdict.as_fields()}
         return [json.dumps(v, ensure_ascii=False) for v in out]  # type: ignore[return-value]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-
 RUBRIC_SCALE = "1-5"
 PROBABILITY_SCALE = "probability"
 

@@ -180,7 +180,7 @@ class CachedJudge:
         for chunk in _chunks(unique, self.chunk_size):
             verdicts = self.inner.judge([items[todo[k][0]] for k in chunk])
             good = []
-            for key, verdict in zip(chunk, verdicts):
+            for key, verdict in zip(chunk, verdicts, strict=True):
                 for i in todo[key]:
                     out[i] = verdict
                 if verdict.error is None:
@@ -200,7 +200,7 @@ class CachedJudge:
         keys = self.keys(items)
         found = self.cache.get_many(keys)
         misses, seen = [], set()
-        for key, item in zip(keys, items):
+        for key, item in zip(keys, items, strict=True):
             if key not in found and key not in seen:
                 seen.add(key)
                 misses.append(item)

@@ -30,7 +30,7 @@ def judge_records(records: Iterable[Mapping[str, Any]], judge: Judge) -> list[di
     if len(verdicts) != len(rows):
         raise RuntimeError(f"judge {judge.name} returned {len(verdicts)} verdicts for {len(rows)} records")
     out = []
-    for row, verdict in zip(rows, verdicts):
+    for row, verdict in zip(rows, verdicts, strict=True):
         for key in VERDICT_FIELDS:  # a re-judged file must not keep the previous judge's fields
             row.pop(key, None)
         out.append({**row, **verdict.as_fields()})

@@ -93,7 +93,7 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
     params = _n_params(config.model)
     gpu = (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     lines = [f"grid {grid.kind}: axes {', '.join(grid.axes)}"]
-    for name, axis in zip(grid.axes, grid.coords):
+    for name, axis in zip(grid.axes, grid.coords, strict=True):
         lines.append(f"  {name}: {len(axis)} values {axis[0]:g} .. {axis[-1]:g}: {', '.join(f'{x:g}' for x in axis)}")
     lines.append(f"  directions (seeds): {grid.directions or 'none (interpolation)'}")
     lines.append(f"points: {len(points)} unique (of {len(grid.points())} in the grid; shard {shard[0]}/{shard[1]})")

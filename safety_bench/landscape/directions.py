@@ -28,7 +28,7 @@ _TWO_PI = 2.0 * math.pi
 
 def tensor_keys(seed: int, name: str) -> tuple[int, int, int, int]:
     """Four 32-bit keys for one tensor, from sha256 of (seed, canonical name)."""
-    digest = hashlib.sha256(f"safety-bench/direction/v1\0{int(seed)}\0{name}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"safety-bench/direction/v1\0{int(seed)}\0{name}".encode()).digest()
     return tuple(int.from_bytes(digest[4 * i:4 * i + 4], "little") for i in range(4))  # type: ignore[return-value]
 
 

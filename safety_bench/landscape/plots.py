@@ -17,7 +17,7 @@ BASIN_TOLERANCE = 10.0  # percentage points of ASR above the origin's that still
 
 def _mean_curve(curves: list[list[float | None]]) -> list[float | None]:
     out = []
-    for values in zip(*curves):
+    for values in zip(*curves, strict=True):
         kept = [v for v in values if v is not None]
         out.append(sum(kept) / len(kept) if kept else None)
     return out

@@ -16,8 +16,8 @@ def _err(command: str, exc: BaseException) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.ranking import build_board
-    from safety_bench.leaderboard.render import write_board
     from safety_bench.leaderboard.remote import open_store
+    from safety_bench.leaderboard.render import write_board
     from safety_bench.leaderboard.store import StoreError
 
     try:

@@ -152,8 +152,8 @@ def _binary_stat(group: str, metric: str, pairs: list[tuple[dict, dict]], field_
     kept = [(a, b) for a, b in pairs if _scored(a, field_name) and _scored(b, field_name)]
     x = [float(bool(a[field_name])) for a, _ in kept]
     y = [float(bool(b[field_name])) for _, b in kept]
-    worse = sum(1 for i, j in zip(x, y) if i == 0 and j == 1)
-    better = sum(1 for i, j in zip(x, y) if i == 1 and j == 0)
+    worse = sum(1 for i, j in zip(x, y, strict=True) if i == 0 and j == 1)
+    better = sum(1 for i, j in zip(x, y, strict=True) if i == 1 and j == 0)
     n = len(kept)
     base = sum(x) / n if n else None
     cand = sum(y) / n if n else None

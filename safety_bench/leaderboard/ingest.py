@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from safety_bench.harness.task_hooks import parse_verdict
 from safety_bench.categories import BENIGN
 from safety_bench.data import prompt_set_hash
+from safety_bench.harness.task_hooks import parse_verdict
 from safety_bench.leaderboard.provenance import software_versions, task_versions
 from safety_bench.leaderboard.store import RunInfo, Store, StoreError
 from safety_bench.records import RecordError, read_jsonl

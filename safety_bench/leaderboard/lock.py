@@ -75,7 +75,7 @@ def acquire(path: str | os.PathLike[str], stale_after: float = DEFAULT_STALE_AFT
                 continue  # another contender removed it first; try again
             if _read(grave) != judged:  # a contender replaced the stale lock meanwhile: put theirs back
                 os.replace(grave, path)
-                raise LockHeld(f"{path}: another run took the lock while a stale lock was being cleared")
+                raise LockHeld(f"{path}: another run took the lock while a stale lock was being cleared") from None
             grave.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -23,8 +23,8 @@ from safety_bench.leaderboard.ingest import add_lm_eval_results
 from safety_bench.leaderboard.lock import locked
 from safety_bench.leaderboard.provenance import now_iso, software_versions, task_versions
 from safety_bench.leaderboard.ranking import build_board
-from safety_bench.leaderboard.render import write_board
 from safety_bench.leaderboard.remote import open_store
+from safety_bench.leaderboard.render import write_board
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, content_key
 
 log = logging.getLogger("safety_bench.nightly")

@@ -157,7 +157,7 @@ def distill(model, tokenizer, prompts: list[dict], config: AlignConfig, fingerpr
                 texts = [core.prompt_text(tokenizer, row["instruction"], system) for row, system in chunk]
                 answers = core.generate_greedy(model, tokenizer, texts, config.distill_max_new_tokens,
                                                config.gen_batch_size, progress=False)
-                for (row, _), (text, finished) in zip(chunk, answers):
+                for (row, _), (text, finished) in zip(chunk, answers, strict=True):
                     row["response"], row["finished"] = text, finished
                 if cache_path is not None:  # saved after every batch: a killed run resumes where it stopped
                     keep = {r["key"]: r for r in cached.values()}

@@ -153,7 +153,7 @@ def generate_greedy(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
                     out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                          pad_token_id=pad_id, eos_token_id=eos)
                 new = out[:, enc["input_ids"].shape[1]:]
-                for row, i in zip(new.tolist(), idx):
+                for row, i in zip(new.tolist(), idx, strict=True):
                     finished = any(t in eos for t in row)
                     if finished:
                         row = row[:min(row.index(t) for t in eos if t in row)]

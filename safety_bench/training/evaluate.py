@@ -37,7 +37,7 @@ def refusal_check(model_dir: str | Path, adapter: str | Path | None = None, syst
     texts = [core.prompt_text(tokenizer, p["instruction"], system_text) for p in prompts]
     answers = core.generate_greedy(model, tokenizer, texts, max_new_tokens, batch_size, progress, desc="answering")
     records = []
-    for p, (text, finished) in zip(prompts, answers):
+    for p, (text, finished) in zip(prompts, answers, strict=True):
         records.append({**p, "response": text, "finished": finished,
                         "refused_keyword": paper_is_refusal(text), "refused_heuristic": heuristic_is_refusal(text)})
 

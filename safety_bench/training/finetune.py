@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from safety_bench.training import core, datasets
-from safety_bench.training.align import (RECIPE_FILE, TRAIN_LOG, LoraSettings, load_model, resolve_model_dir)
+from safety_bench.training.align import RECIPE_FILE, TRAIN_LOG, LoraSettings, load_model, resolve_model_dir
 
 log = logging.getLogger(__name__)
 
