@@ -151,8 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from safety_bench.data import DataSourceError
+
     if argv[:1] == ["eval"]:  # pass every flag, --help included, straight to lm-eval
-        return run_lm_eval(argv[1:])
+        try:
+            return run_lm_eval(argv[1:])
+        except DataSourceError as exc:  # a user's setting, not a bug: the message says what to do
+            print(f"safety-bench eval: {exc}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -162,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except DataSourceError as exc:
+        print(f"safety-bench {argv[0]}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

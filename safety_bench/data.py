@@ -94,9 +94,10 @@ def hexphi_local(folder: str | os.PathLike[str]) -> list[Prompt]:
 def _hub_help(reason: str) -> str:
     return (
         f"cannot read HEx-PHI from the Hugging Face hub ({reason}). HEx-PHI is gated: accept its terms at "
-        f"https://huggingface.co/datasets/{HEXPHI_REPO} and set HF_TOKEN, or point at a local copy with "
-        f"--metadata '{{\"data\": \"/path/to/HEx-PHI\"}}' (or {DATA_ENV}=/path/to/HEx-PHI), or use the "
-        f"bundled prompts with --metadata '{{\"data\": \"sample\"}}' (or {DATA_ENV}=sample)."
+        f"https://huggingface.co/datasets/{HEXPHI_REPO} and set HF_TOKEN; or point at a local copy, or use "
+        f"the bundled prompts (sample): `--data /path/to/HEx-PHI` or `--data sample` for safety-bench "
+        f"landscape, `--metadata '{{\"data\": \"sample\"}}'` for safety-bench eval and lm_eval, or "
+        f"{DATA_ENV}=sample for either."
     )
 
 

@@ -59,6 +59,9 @@ def test_outputs_follow_the_contract(swept):
     assert landscape == json.loads((out / "landscape.json").read_text())
     assert landscape["kind"] == "1d_random" and landscape["coords"] == [[-0.5, -0.25, 0.0, 0.25, 0.5]]
     assert landscape["directions"] == [0] and landscape["judges"] == ["keyword", "refusal_heuristic"]
+    from safety_bench.judges.registry import get_judge
+
+    assert landscape["judge_versions"] == {j: str(get_judge(j).version) for j in landscape["judges"]}
     for judge in landscape["judges"]:
         (curve,) = landscape["asr"][judge]
         assert len(curve) == 5 and all(0.0 <= a <= 100.0 for a in curve)
@@ -180,3 +183,31 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tiny_model):
     config = SweepConfig(model=str(tiny_model), grid=build_grid("1d_random", points=3), backend="vllm")
     with pytest.raises(ImportError, match="vllm"):
         load_model(config)
+
+
+def test_cli_data_source_errors_and_metadata_that_would_go_unrecorded(tiny_model, capsys, monkeypatch):
+    from safety_bench.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("SAFETY_BENCH_DATA", raising=False)
+    base = ["landscape", "--model", str(tiny_model), "--points", "3", "--dry-run"]
+    assert main(base) == 2  # hexphi by default: the hub is out of reach here
+    err = capsys.readouterr().err
+    assert "cannot read HEx-PHI" in err and "--data sample" in err and "Traceback" not in err
+    monkeypatch.setenv("SAFETY_BENCH_DATA", "sample")  # the documented environment setting applies
+    assert main(base) == 0 and "88 prompts per point" in capsys.readouterr().out
+    for metadata, expected in (('{"data": "hexphi"}', "'data' (set --data instead)"),
+                               ('{"system_prompt": "empty"}', "--system-prompt instead"),
+                               ('{"per_category": ', "not JSON"), ('[1, 2]', "JSON object")):
+        assert main([*base, "--metadata", metadata]) == 2
+        assert expected in capsys.readouterr().err
+
+
+def test_eval_with_an_unreachable_data_source_says_what_to_do(tiny_model, capsys, monkeypatch):
+    from safety_bench.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("SAFETY_BENCH_DATA", raising=False)
+    code = main(["eval", "--model", "hf", "--model_args", f"pretrained={tiny_model}", "--tasks", "safety_landscape_mini",
+                 "--limit", "1", "--gen_kwargs", "max_gen_toks=1"])
+    assert code == 2 and "safety-bench eval: cannot read HEx-PHI" in capsys.readouterr().err

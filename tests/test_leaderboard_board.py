@@ -223,3 +223,17 @@ def test_store_add_rejects_unknown_input(tmp_path):
     assert main(["store", "add", str(tmp_path / "empty"), "--store", str(tmp_path / "s"), "--name", "x"]) == 2
     with pytest.raises(Exception, match="no such file"):
         add_path(Store(tmp_path / "s"), tmp_path / "missing", "x")
+
+
+def test_weights_id_from_model_args_given_as_string_or_dict(tiny_runs, tmp_path):
+    """The lm-eval CLI records `model_args` as a dict, the Python API as the string it was given."""
+    folder = tiny_runs["m0"]["folder"]
+    base = json.loads(json.dumps({k: v for k, v in tiny_runs["m0"].items() if k != "folder"}, default=str))
+    store = Store(tmp_path / "store")
+    ids = []
+    for name, args in (("as-string", f"pretrained={folder},device=cpu"), ("as-dict", {"pretrained": str(folder)}),
+                       ("absent", {"pretrained": str(tmp_path / "not-here")})):
+        results = json.loads(json.dumps(base))
+        results["config"]["model_args"] = args
+        ids.append(add_lm_eval_results(store, results, name).weights_id)
+    assert ids[0] == ids[1] and ids[0].startswith("sha256:") and ids[2] is None

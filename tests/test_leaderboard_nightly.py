@@ -122,6 +122,9 @@ models:
     row = json.loads((root / "board" / "leaderboard.json").read_text())["rows"][0]
     assert row["model"] == "swept"
     assert row["visage"]["value"] == pytest.approx(landscape["visage"]["keyword"]["mean"])
+    from safety_bench.judges.registry import get_judge
+
+    assert row["visage"]["judge_version"] == str(get_judge("keyword").version)  # provenance names the version
 
     again = run_nightly(cfg)
     assert again.sweeps == 0 and again.generations == 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from safety_bench.data import DATA_ENV
 from safety_bench.landscape.generation import CPU_BATCH, KV_CACHES
 from safety_bench.landscape.grid import KINDS, Grid, build_grid
 
@@ -50,6 +52,19 @@ def _grid(args: argparse.Namespace) -> Grid:
     return build_grid(args.grid, directions=args.directions, seed=args.seed, range_=args.range,
                       points=args.points, steps=args.steps, extra=args.extra, beta_range=args.beta_range,
                       beta_points=args.beta_points)
+
+
+def _metadata_problem(text: str | None) -> str | None:
+    """Why --metadata is unusable as JSON (None when it parses to an object)."""
+    if not text:
+        return None
+    try:
+        metadata = json.loads(text)
+    except ValueError as exc:
+        return f"--metadata is not JSON ({exc})"
+    if not isinstance(metadata, dict):
+        return "--metadata must be a JSON object, e.g. '{\"per_category\": 4}'"
+    return None
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -157,7 +172,16 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     args.max_gen_toks = args.max_gen_toks or 64
-    config = _config(args)
+    args.data = args.data or os.environ.get(DATA_ENV) or "hexphi"
+    problem = _metadata_problem(args.metadata)
+    if problem:
+        print(f"safety-bench landscape: {problem}", file=sys.stderr)
+        return 2
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        print(f"safety-bench landscape: {exc}", file=sys.stderr)
+        return 2
     if args.dry_run:
         print(dry_run(config, args.shard))
         return 0
@@ -228,7 +252,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default="safety_landscape_mini", help="task or group (default safety_landscape_mini)")
     p.add_argument("--judge", action="append", help="judge name, repeatable (default keyword)")
     p.add_argument("--system-prompt", default="default", help="preset: default, empty, safety, or text:...")
-    p.add_argument("--data", default="hexphi", help="prompt source: hexphi, sample, or a HEx-PHI-layout folder")
+    p.add_argument("--data", default=None,
+                   help=f"prompt source: hexphi, sample, or a HEx-PHI-layout folder (default: ${DATA_ENV}, "
+                   "else hexphi)")
     p.add_argument("--metadata", help="extra lm-eval task metadata as JSON (e.g. '{\"per_category\": 4}')")
     p.add_argument("--limit", type=int, help="at most this many prompts per (sub)task")
     p.add_argument("--batch-size", type=_batch_size, default="auto",

@@ -31,6 +31,8 @@ from safety_bench.records import records_from_lm_eval_sample, write_json, write_
 log = logging.getLogger("safety_bench.landscape")
 
 FORMAT = "safety-bench/landscape/v1"
+# task metadata keys the sweep sets from its own settings (key -> the CLI flag that sets it)
+RESERVED_METADATA = {"data": "--data", "system_prompt": "--system-prompt", "judge": "--judge"}
 INTERNAL_JUDGE = "keyword"  # lm-eval's own filter; the requested judges run afterwards on the responses
 
 
@@ -61,6 +63,12 @@ class SweepConfig:
     device: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     backend: str = "hf"  # "vllm": perturbed inside the engine (same directions); execution only
+
+    def __post_init__(self) -> None:
+        taken = [f"{key!r} (set {flag} instead)" for key, flag in RESERVED_METADATA.items() if key in self.metadata]
+        if taken:
+            raise ValueError(f"task metadata may not set {', '.join(taken)}: the landscape records those "
+                             "settings in its configuration, and metadata would override them unrecorded")
 
     def identity(self, weights: str, towards_weights: str | None) -> dict[str, Any]:
         """The hashed part: a changed value here means a different landscape."""
@@ -257,6 +265,7 @@ class Sweeper:
             "id": point.id, "coords": list(point.coords),
             "coefficients": {str(k): v for k, v in point.coefficients.items()},
             "asr": asr, "n": len(records), "prompt_set_hash": prompt_hash(records),
+            "judge_versions": {name: str(getattr(judge, "version", "")) for name, judge in self.judges.items()},
             "timing": {"perturb_s": t1 - t0, "evaluate_s": t2 - t1, "generate_s": generate_s,
                        "judge_s": t3 - t2, "restore_s": t4 - t3},
         }
@@ -395,6 +404,7 @@ def assemble(out: Path, grid: Grid, identity: dict[str, Any], digest: str, model
         "coords": grid.coords,
         "directions": grid.directions,
         "judges": judges,
+        "judge_versions": _judge_versions(infos.values(), judges),
         "task": identity["task"],
         "data": identity["data"],
         "system_prompt": identity["system_prompt"],
@@ -415,6 +425,16 @@ def assemble(out: Path, grid: Grid, identity: dict[str, Any], digest: str, model
         "timing": {**totals, "points": n_points,
                    "seconds_per_point": sum(totals.values()) / n_points if n_points else None},
     }
+
+
+def _judge_versions(infos: Any, judges: Sequence[str]) -> dict[str, str | None]:
+    """Each judge's version as its points recorded it (None for points written before versions were kept;
+    "mixed" when points disagree, e.g. a judge updated between a sweep's shards)."""
+    out: dict[str, str | None] = {}
+    for judge in judges:
+        seen = {(info.get("judge_versions") or {}).get(judge) for info in infos}
+        out[judge] = seen.pop() if len(seen) == 1 else "mixed"
+    return out
 
 
 def merge_shards(shard_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> dict[str, Any]:

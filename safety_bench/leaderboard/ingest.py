@@ -235,19 +235,23 @@ def add_lm_eval_results(store: Store, results: Mapping[str, Any], name: str, wei
 
 
 def _guess_weights_id(meta: Mapping[str, Any]) -> str | None:
-    """Weights id of a local `pretrained=` path named in the model args (None when not resolvable here)."""
-    args = str((meta.get("generation") or {}).get("model_args") or "")
-    for part in args.split(","):
-        key, _, value = part.partition("=")
-        if key.strip() == "pretrained" and value:
-            try:
-                from safety_bench.weights_id import weights_id
+    """Weights id of a local `pretrained=` path named in the model args (None when not resolvable here).
 
-                if Path(value).exists():
-                    return weights_id(value)
-            except (OSError, ImportError):
-                return None
-    return None
+    lm-eval records `model_args` as the `k=v,...` string it was given, or as a dict (its CLI parses it)."""
+    args = (meta.get("generation") or {}).get("model_args") or ""
+    if isinstance(args, Mapping):
+        value = str(args.get("pretrained") or "")
+    else:
+        pairs = (part.partition("=") for part in str(args).split(","))
+        value = next((v.strip() for k, _, v in pairs if k.strip() == "pretrained"), "")
+    if not value:
+        return None
+    try:
+        from safety_bench.weights_id import weights_id
+
+        return weights_id(value) if Path(value).exists() else None
+    except (OSError, ImportError):
+        return None
 
 
 def harmful_and_benign(records: Iterable[Mapping[str, Any]]) -> tuple[list[dict], list[dict]]:

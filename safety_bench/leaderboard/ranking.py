@@ -161,6 +161,7 @@ def _visage(m: _Loaded, judge: str | None, row: Row) -> None:
         per_dir = entry.get("per_direction") or []
         row.visage = _number(entry.get("mean"), entry.get("ci"), len(per_dir) if isinstance(per_dir, list) else 0,
                              metric="visage", judge=use, untrimmed=entry.get("untrimmed"),
+                             judge_version=((meta.get("judges") or {}).get(use) or {}).get("version"),
                              landscape_kind=data["landscape"].get("kind"), task=data["landscape"].get("task"),
                              run=run.run_id, date=meta.get("created") or run.created,
                              prompt_set_hash=data["landscape"].get("prompt_set_hash"),

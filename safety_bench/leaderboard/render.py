@@ -68,7 +68,7 @@ def provenance_text(number: dict[str, Any] | None) -> str:
         return "no result"
     parts = [f"judge {number.get('judge')} v{number.get('judge_version') or '?'}"]
     if number.get("tasks"):
-        parts.append("tasks " + ", ".join(f"{t} v{v}" for t, v in number["tasks"].items()))
+        parts.append("tasks " + ", ".join(f"{t} v{v}" if v is not None else str(t) for t, v in number["tasks"].items()))
     elif number.get("task"):
         parts.append(f"task {number['task']}")
     if number.get("landscape_kind"):

@@ -304,7 +304,8 @@ class Store:
         full.update({"schema": SCHEMA, "kind": LANDSCAPE, "run_id": run_id, "key": full.get("key") or run_id,
                      "created": full.get("created") or now_iso(), "source": str(folder),
                      "landscape_kind": landscape.get("kind"), "task": landscape.get("task"),
-                     "judges": {j: {"version": "see landscape.json", "n": 0} for j in landscape.get("judges") or []},
+                     "judges": {j: {"version": str((landscape.get("judge_versions") or {}).get(j) or "unknown"),
+                                    "n": int(landscape.get("n_prompts") or 0)} for j in landscape.get("judges") or []},
                      "prompt_set_hash": landscape.get("prompt_set_hash"),
                      "software": landscape.get("software") or landscape.get("software_versions")})
         full["model"] = {"name": model, "weights_id": (full.get("model") or {}).get("weights_id")
