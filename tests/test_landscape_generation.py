@@ -94,3 +94,38 @@ def test_cli_batch_size_accepts_auto_or_a_positive_integer(talkative, capsys):
         assert "--batch-size takes a positive integer or auto" in capsys.readouterr().err
     assert main(["landscape", "--model", str(talkative), "--data", "sample", "--points", "3", "--dry-run"]) == 0
     assert f"at batch {CPU_BATCH}" in capsys.readouterr().out
+
+
+def test_gpu_memory_plan_for_a_7b_shape_matches_the_sweeps_decisions():
+    """80 prompts x (512 + 512) tokens of a 7B Llama: on 80 GB one batch of all prompts fits beside the
+    weights and their saved original, the fp32 direction does not (regenerated); on 140 GB both fit; on
+    24 GB the original goes to host memory and the batch shrinks."""
+    from transformers import LlamaConfig
+
+    from safety_bench.landscape.generation import plan_gpu_memory, sequence_bytes
+
+    config = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                         num_attention_heads=32, num_key_value_heads=32)
+    n = 6_738_415_616
+    h100 = plan_gpu_memory(config, torch.bfloat16, n, 79 * 10**9, 512, 80)
+    assert h100.original_on_device and h100.batch == 80 and not h100.cache_directions
+    assert h100.sequence_bytes == sequence_bytes(config, torch.bfloat16, 512) == 524288 * 1024 + 2 * 32000 * 4
+    h200 = plan_gpu_memory(config, torch.bfloat16, n, 140 * 10**9, 512, 80)
+    assert h200.batch == 80 and h200.cache_directions
+    small = plan_gpu_memory(config, torch.bfloat16, n, 24 * 10**9, 512, 80)
+    assert not small.original_on_device and 1 <= small.batch < 80
+    assert plan_gpu_memory(config, torch.bfloat16, n, 79 * 10**9, 512, 80, batch_size=8).batch == 8
+    text = "\n".join(h100.lines())
+    assert "batch 80" in text and "regenerated at every point" in text
+
+
+def test_dry_run_gpu_plan_reads_the_model_config(talkative, monkeypatch):
+    """The dry run's GPU section (run here with the free-memory query answered for a 10 GB card)."""
+    from safety_bench.landscape.cli import _gpu_plan_lines
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 10**9, 10 * 10**9))
+    config = SweepConfig(model=str(talkative), grid=build_grid("1d_random", points=3), max_gen_toks=64,
+                         device="cuda", dtype="bfloat16")
+    lines = _gpu_plan_lines(config, n_params=1_000_000, n_prompts=44)
+    assert lines[0].startswith("GPU memory plan (estimate): 10.0 GB free") and "on the GPU" in lines[0]
+    assert "batch 44 x" in lines[1] and "cached on the GPU" in lines[2]

@@ -125,7 +125,30 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
                      f"(~{rate:.0f} tokens/s for {params / 1e6:.0f}M parameters at batch {batch}; rough)")
     else:
         lines.append("estimated time: unknown (model is not a local folder)")
+    if gpu and params and config.backend == "hf":
+        lines += _gpu_plan_lines(config, int(params), n_prompts)
     return "\n".join(lines)
+
+
+def _gpu_plan_lines(config: Any, n_params: int, n_prompts: int) -> list[str]:
+    """The sweep's GPU memory decisions, estimated from the model's config and the free memory now."""
+    import torch
+    from transformers import AutoConfig
+
+    from safety_bench.landscape.generation import plan_gpu_memory
+
+    try:
+        model_config = AutoConfig.from_pretrained(config.model)
+    except (OSError, ValueError) as exc:
+        return [f"GPU memory plan: unknown ({exc})"]
+    dtype = config.dtype if config.dtype != "auto" else str(getattr(model_config, "dtype", None)
+                                                               or getattr(model_config, "torch_dtype", None)
+                                                               or "float32")
+    dtype = getattr(torch, dtype.replace("torch.", ""))
+    device = torch.device(config.device or "cuda")
+    plan = plan_gpu_memory(model_config, dtype, n_params, torch.cuda.mem_get_info(device)[0], config.max_gen_toks,
+                           n_prompts, config.batch_size)
+    return plan.lines()
 
 
 def _apply_demo(args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ landscape's identity.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,16 +44,62 @@ def auto_batch_size(model: torch.nn.Module, max_gen_toks: int, free_bytes: int |
         return CPU_BATCH
     if free_bytes is None:
         free_bytes = torch.cuda.mem_get_info(device)[0]
-    fits = int(free_bytes * MEMORY_FRACTION) // per_sequence_bytes(model, max_gen_toks, context_tokens)
-    return max(1, min(MAX_AUTO_BATCH, fits))
+    return batch_that_fits(free_bytes, per_sequence_bytes(model, max_gen_toks, context_tokens))
+
+
+def batch_that_fits(free_bytes: int, per_sequence: int) -> int:
+    return max(1, min(MAX_AUTO_BATCH, int(free_bytes * MEMORY_FRACTION) // per_sequence))
 
 
 def per_sequence_bytes(model: torch.nn.Module, max_gen_toks: int, context_tokens: int = CONTEXT_TOKENS) -> int:
-    """Device memory one sequence of a generation batch needs: its KV cache at full length plus the step's
-    logits and scores in fp32."""
-    config = model.config
-    dtype = next(model.parameters()).dtype
+    """Device memory one sequence of a generation batch needs (see `sequence_bytes`)."""
+    return sequence_bytes(model.config, next(model.parameters()).dtype, max_gen_toks, context_tokens)
+
+
+def sequence_bytes(config: Any, dtype: torch.dtype, max_gen_toks: int, context_tokens: int = CONTEXT_TOKENS) -> int:
+    """One sequence's KV cache at full length plus the step's logits and scores in fp32."""
     return kv_bytes_per_token(config, dtype) * (context_tokens + max_gen_toks) + 2 * config.vocab_size * 4
+
+
+@dataclass
+class MemoryPlan:
+    """What a GPU sweep will hold, estimated before loading the model (`landscape --dry-run`)."""
+
+    free_bytes: int
+    weight_bytes: int  # the model, and once more for the saved original (bit-exact restore)
+    original_on_device: bool
+    sequence_bytes: int
+    batch: int
+    direction_bytes: int  # one fp32 direction
+    cache_directions: bool
+
+    def lines(self) -> list[str]:
+        gb = 1e9
+        return [
+            f"GPU memory plan (estimate): {self.free_bytes / gb:.1f} GB free; weights {self.weight_bytes / gb:.1f} GB "
+            f"+ original copy {self.weight_bytes / gb:.1f} GB ({'on the GPU' if self.original_on_device else 'in host memory: slower restores'})",
+            f"  batch {self.batch} x {self.sequence_bytes / 1e6:.0f} MB (KV cache at full length + logits) = "
+            f"{self.batch * self.sequence_bytes / gb:.1f} GB",
+            f"  fp32 direction {self.direction_bytes / gb:.1f} GB: "
+            + ("cached on the GPU" if self.cache_directions else "regenerated at every point (no room beside the batch)"),
+        ]
+
+
+def plan_gpu_memory(config: Any, dtype: torch.dtype, n_params: int, free_bytes: int, max_gen_toks: int,
+                    n_prompts: int, batch_size: int | str = "auto") -> MemoryPlan:
+    """The same decisions the sweep makes after loading (`auto_batch_size`, the perturber's original copy and
+    direction cache with its reserve), made from the config and the free memory before loading."""
+    from safety_bench.landscape.perturb import MEMORY_MARGIN
+
+    weights = n_params * torch.tensor([], dtype=dtype).element_size()
+    original_on_device = weights <= (free_bytes - weights) * (1 - MEMORY_MARGIN)
+    left = free_bytes - weights * (2 if original_on_device else 1)
+    seq = sequence_bytes(config, dtype, max_gen_toks)
+    batch = (min(batch_that_fits(max(left, 0), seq), max(1, n_prompts)) if batch_size == "auto"
+             else int(batch_size))
+    direction = n_params * 4
+    cache = direction + batch * seq <= left * (1 - MEMORY_MARGIN)
+    return MemoryPlan(free_bytes, weights, original_on_device, seq, batch, direction, cache)
 
 
 def kv_cache_kwargs(model: torch.nn.Module, requested: str = "auto") -> dict[str, Any]:
