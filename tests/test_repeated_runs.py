@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lm_eval.api.task as task_module
 import lm_eval.evaluator as evaluator
+import pytest
 
 from safety_bench.harness.repeated_runs import repeated_runs
 
@@ -45,9 +46,6 @@ def test_request_building_bar_is_silent_inside_and_restored_after(capsys):
 
 def test_originals_restored_when_the_loop_fails():
     saved = (evaluator.add_env_info, evaluator.get_git_commit_hash, task_module.tqdm)
-    try:
-        with repeated_runs():
-            raise RuntimeError("a point failed")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError, match="a point failed"), repeated_runs():
+        raise RuntimeError("a point failed")
     assert (evaluator.add_env_info, evaluator.get_git_commit_hash, task_module.tqdm) == saved
