@@ -97,15 +97,11 @@ def run_lm_eval(argv: Sequence[str]) -> int:
 
 def list_tasks() -> list[tuple[str, str]]:
     """(name, kind) of every task and group this suite defines, read from the YAMLs without lm-eval."""
-    import yaml
+    from safety_bench.resources import read_task_yaml
 
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    _Loader.add_constructor("!function", lambda loader, node: None)
     found = []
     for path in sorted(tasks_dir().glob("*.yaml")):
-        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        cfg = read_task_yaml(path)
         if "group" in cfg:
             found.append((str(cfg["group"]), f"group of {len(cfg.get('task') or [])}"))
         elif "task" in cfg:

@@ -34,3 +34,15 @@ def tasks_dir() -> Path:
 def judges_dir() -> Path:
     """The folder of bundled judge specs and templates."""
     return _folder("safety_bench.bundled_judges", "judges")
+
+
+def read_task_yaml(path: Path) -> dict:
+    """A task YAML as plain data, without lm-eval: its `!function` hooks (code references that only lm-eval
+    resolves) read as None, which is all the suite needs to list tasks and their versions."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        """SafeLoader plus a no-op `!function` tag, local so the global SafeLoader stays untouched."""
+
+    _Loader.add_constructor("!function", lambda loader, node: None)
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}

@@ -158,7 +158,7 @@ class _GatedHub(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = _deny
 
-    def log_message(self, *args) -> None:
+    def log_message(self, *args) -> None:  # keep test output clean
         pass
 
 

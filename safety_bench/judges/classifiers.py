@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from safety_bench.judges.base import PROBABILITY_SCALE, JudgeInput, Verdict
-from safety_bench.judges.hf_common import batches, model_fingerprint, pick_device, pick_dtype
+from safety_bench.judges.hf_common import batches, load_tokenizer_and_model, model_fingerprint
 
 KINDS = ("harm", "refusal")
 
@@ -46,14 +46,10 @@ class SequenceClassifierJudge:
         self.positive_ids = self._resolve_labels(positive_labels)
 
     def _load(self, revision: str | None, trust_remote_code: bool, device: str | None, dtype: str | None) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
-        self.device = pick_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, revision=revision,
-                                                       trust_remote_code=trust_remote_code)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            self.model_name, revision=revision, trust_remote_code=trust_remote_code,
-            dtype=pick_dtype(dtype, self.device)).to(self.device).eval()
+        self.tokenizer, self.model, self.device = load_tokenizer_and_model(
+            AutoModelForSequenceClassification, self.model_name, revision, trust_remote_code, device, dtype)
         if self.tokenizer.pad_token is None:  # decoder-style classifiers ship without a pad token
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.model.config.pad_token_id is None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from safety_bench.judges.base import PROBABILITY_SCALE, JudgeInput, Verdict
 from safety_bench.judges.cache import text_hash
-from safety_bench.judges.hf_common import batches, model_fingerprint, pick_device, pick_dtype
+from safety_bench.judges.hf_common import batches, load_tokenizer_and_model, model_fingerprint
 from safety_bench.judges.rubric import render
 from safety_bench.resources import judges_dir
 
@@ -70,14 +70,10 @@ class GuardJudge:
                              f"token(s) {sorted(clash)}; choose answer words that differ in their first token")
 
     def _load(self, revision: str | None, trust_remote_code: bool, device: str | None, dtype: str | None) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        self.device = pick_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, revision=revision,
-                                                       trust_remote_code=trust_remote_code)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            self.model_name, revision=revision, trust_remote_code=trust_remote_code,
-            dtype=pick_dtype(dtype, self.device)).to(self.device).eval()
+        self.tokenizer, self.model, self.device = load_tokenizer_and_model(
+            AutoModelForCausalLM, self.model_name, revision, trust_remote_code, device, dtype)
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0

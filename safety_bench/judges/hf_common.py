@@ -29,6 +29,18 @@ def pick_dtype(dtype: str | None, device: str) -> Any:
     return getattr(torch, str(dtype))
 
 
+def load_tokenizer_and_model(auto_class: Any, name: str, revision: str | None, trust_remote_code: bool,
+                             device: str | None, dtype: str | None) -> tuple[Any, Any, str]:
+    """(tokenizer, model in eval mode on its device, device) for a local judge model of any `Auto*` class."""
+    from transformers import AutoTokenizer
+
+    device_name = pick_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
+    model = auto_class.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code,
+                                       dtype=pick_dtype(dtype, device_name)).to(device_name).eval()
+    return tokenizer, model, device_name
+
+
 def batches(seq: list[T], size: int) -> Iterator[list[T]]:
     size = max(1, int(size))
     for start in range(0, len(seq), size):

@@ -45,7 +45,7 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
         try:
             return max(0.0, float(ms) / 1000.0)
         except ValueError:
-            pass
+            pass  # malformed: fall back to the standard Retry-After header
     value = lowered.get("retry-after")
     if value is None:
         return None

@@ -56,22 +56,15 @@ def redact(obj: Any) -> Any:
 
 def task_versions(names: list[str]) -> dict[str, Any]:
     """`metadata.version` of this suite's task YAMLs by task name, read without starting lm-eval."""
-    import yaml
+    from safety_bench.resources import read_task_yaml, tasks_dir
 
-    from safety_bench.resources import tasks_dir
-
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    _Loader.add_constructor("!function", lambda loader, node: None)
     found: dict[str, Any] = {}
     base_version: Any = None
     template = tasks_dir() / "_safety_template_yaml"
     if template.exists():
-        cfg = yaml.load(template.read_text(encoding="utf-8"), Loader=_Loader) or {}
-        base_version = (cfg.get("metadata") or {}).get("version")
+        base_version = (read_task_yaml(template).get("metadata") or {}).get("version")
     for path in sorted(tasks_dir().glob("*.yaml")):
-        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        cfg = read_task_yaml(path)
         name = cfg.get("task") if isinstance(cfg.get("task"), str) else cfg.get("group")
         if name in names:
             found[str(name)] = (cfg.get("metadata") or {}).get("version", base_version)
