@@ -24,11 +24,14 @@ MASK32 = 0xFFFFFFFF
 CHUNK = 1 << 22  # elements per generation chunk (a few fp64 temporaries of 32 MiB each)
 DEFAULT_EXCLUDE: tuple[str, ...] = ("norm",)
 _TWO_PI = 2.0 * math.pi
+# The domain string hashed with (seed, name) into each tensor's keys. Changing it changes every direction,
+# and so every published landscape: tests/test_direction_golden.py pins the values it gives.
+KEY_DOMAIN = "safety-bench/direction/v1"
 
 
 def tensor_keys(seed: int, name: str) -> tuple[int, int, int, int]:
-    """Four 32-bit keys for one tensor, from sha256 of (seed, canonical name)."""
-    digest = hashlib.sha256(f"safety-bench/direction/v1\0{int(seed)}\0{name}".encode()).digest()
+    """Four 32-bit keys for one tensor, from sha256 of (domain, seed, canonical name)."""
+    digest = hashlib.sha256(f"{KEY_DOMAIN}\0{int(seed)}\0{name}".encode()).digest()
     return tuple(int.from_bytes(digest[4 * i:4 * i + 4], "little") for i in range(4))  # type: ignore[return-value]
 
 
