@@ -12,7 +12,10 @@ from safety_bench.landscape.directions import (
     Direction,
     Selection,
     direction_for,
+    direction_values,
+    frobenius_norm64,
     gaussian_chunk,
+    gaussian_sumsq,
     hash32,
     parse_patterns,
     tensor_keys,
@@ -49,6 +52,24 @@ def test_same_seed_same_tensor_and_chunking_does_not_matter():
     assert torch.equal(d1, d2)
     assert not torch.equal(d1, direction_for(4, "model.x.weight", p))
     assert not torch.equal(d1, direction_for(3, "model.y.weight", p))
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (6, 5, 4), (11,)])
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 22])  # 7: smaller than a row, odd, pairs straddle chunks
+def test_any_slice_is_that_slice_of_the_whole_direction(shape, chunk):
+    # the vLLM workers ask the one generator for the rows/columns they hold; the HF backend for whole tensors
+    p = torch.randn(shape)
+    whole = direction_for(9, "m.w", p, chunk=chunk)
+    norm = frobenius_norm64(p)
+    z_sumsq = gaussian_sumsq(tensor_keys(9, "m.w"), p.numel(), chunk=chunk)
+    rows = [(0, shape[0]), (1, 3), (shape[0] - 2, shape[0]), (2, 2)]
+    cols = [None] + ([(0, shape[1]), (1, 4), (shape[1] - 1, shape[1])] if len(shape) > 1 else [])
+    for r in rows:
+        for c in cols:
+            want = whole[r[0]:r[1]] if c is None else whole[r[0]:r[1], c[0]:c[1]]
+            for known in (None, z_sumsq):
+                got = direction_values(9, "m.w", shape, norm, r, c, chunk=chunk, z_sumsq=known)
+                assert got.shape == want.shape and torch.equal(got, want), (r, c, known)
 
 
 def test_keys_do_not_depend_on_python_hash_seed():

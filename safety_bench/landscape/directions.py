@@ -76,38 +76,100 @@ def gaussian_chunk(keys: tuple[int, int, int, int], start: int, stop: int,
     return z[offset:offset + (stop - start)]
 
 
-def frobenius_norm64(t: torch.Tensor, chunk: int = CHUNK) -> float:
-    """‖t‖_F accumulated in fp64 chunk by chunk (no full fp64 copy of a large tensor)."""
+def sumsq64(t: torch.Tensor, chunk: int = CHUNK) -> float:
+    """Σ t² in fp64, chunk by chunk in flat order (no full fp64 copy of a large tensor). A worker that
+    holds a tensor in slices reports these partial sums; the engine merges them into the full norm."""
     flat = t.detach().reshape(-1)
     total = 0.0
     for a in range(0, flat.numel(), chunk):
         total += float(flat[a:a + chunk].to(torch.float64).pow(2).sum().item())
-    return math.sqrt(total)
+    return total
+
+
+def frobenius_norm64(t: torch.Tensor, chunk: int = CHUNK) -> float:
+    """‖t‖_F accumulated in fp64 chunk by chunk: the square root of `sumsq64`, bit for bit."""
+    return math.sqrt(sumsq64(t, chunk))
+
+
+def gaussian_sumsq(keys: tuple[int, int, int, int], numel: int, device: torch.device | str = "cpu",
+                   chunk: int = CHUNK, out_dtype: torch.dtype = torch.float32) -> float:
+    """‖z‖² of a whole tensor's Gaussian as cast to `out_dtype` (fp64 sums chunk by chunk): the norm a
+    direction is rescaled by. The same accumulation `direction_values` does while it generates a whole
+    tensor, so passing this in gives the same scale bit for bit."""
+    total = 0.0
+    for a in range(0, numel, chunk):
+        b = min(numel, a + chunk)
+        total += float(gaussian_chunk(keys, a, b, device).to(out_dtype).to(torch.float64).pow(2).sum().item())
+    return total
+
+
+def is_whole(shape: Sequence[int], rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None) -> bool:
+    """Whether rows [r0, r1) and columns [c0, c1) (None: all) of a tensor of `shape` are the whole tensor."""
+    grid = tuple(int(s) for s in shape) or (1,)
+    all_cols = cols is None or len(grid) < 2 or tuple(cols) == (0, grid[1])
+    return (rows is None or tuple(rows) == (0, grid[0])) and all_cols
+
+
+def direction_values(seed: int, name: str, shape: Sequence[int], theta_norm: float,
+                     rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None, *,
+                     device: torch.device | str = "cpu", chunk: int = CHUNK, out_dtype: torch.dtype = torch.float32,
+                     z_sumsq: float | None = None) -> torch.Tensor:
+    """THE direction generator (both engines): rows [r0, r1) of dim 0, and columns [c0, c1) of dim 1 when
+    given, of the direction of tensor `name` whose FULL shape is `shape`, rescaled so the whole tensor's
+    direction has ‖d‖_F = `theta_norm` (the full tensor's ‖θ‖_F). Whole tensor by default.
+
+    Values depend on (seed, name, shape, theta_norm) only: a slice is exactly the same slice of the whole
+    tensor's direction (the HF backend takes whole tensors, a vLLM worker the slices it holds). Gaussians are
+    generated on the whole tensor's chunk grid (chunks [k·chunk, (k+1)·chunk)), so every element is computed
+    by the same kernels at the same offsets whichever slice is asked for. The rescale needs ‖z‖ of the whole
+    tensor: accumulated while generating a whole tensor, otherwise `z_sumsq` (`gaussian_sumsq`, which a
+    caller may keep per seed) or one sum-only pass. Memory: the requested rows, all columns, in `out_dtype`.
+    """
+    shape = tuple(int(s) for s in shape)
+    keys = tensor_keys(seed, name)
+    grid = shape if shape else (1,)  # a 0-dim tensor is one row of one element
+    n = math.prod(grid)
+    row = math.prod(grid[1:])
+    r0, r1 = rows if rows is not None else (0, grid[0])
+    if cols is not None and is_whole(grid, None, cols):
+        cols = None  # all columns
+    lo, hi = r0 * row, r1 * row
+    whole = is_whole(grid, (r0, r1), cols)
+    buf = torch.empty(hi - lo, dtype=out_dtype, device=device)
+    sumsq = 0.0
+    for a in range((lo // chunk) * chunk, hi, chunk):
+        b = min(n, a + chunk)
+        zf = gaussian_chunk(keys, a, b, device).to(out_dtype)
+        if whole and z_sumsq is None:
+            sumsq += float(zf.to(torch.float64).pow(2).sum().item())
+        s, e = max(lo, a), min(hi, b)
+        buf[s - lo:e - lo] = zf[s - a:e - a]
+    if z_sumsq is None:
+        z_sumsq = sumsq if whole else gaussian_sumsq(keys, n, device, chunk, out_dtype)
+    d_norm = math.sqrt(z_sumsq)
+    scale = theta_norm / d_norm if d_norm > 0 else 0.0
+    if cols is None:
+        for a in range(0, buf.numel(), chunk):
+            b = min(buf.numel(), a + chunk)
+            buf[a:b] = (buf[a:b].to(torch.float64) * scale).to(out_dtype)
+        return buf.view(shape) if whole else buf.view(r1 - r0, *grid[1:])
+    block = buf.view(r1 - r0, *grid[1:])[:, cols[0]:cols[1]]
+    out = torch.empty(block.shape, dtype=out_dtype, device=device)
+    step = max(1, chunk // max(1, row))
+    for a in range(0, out.shape[0], step):
+        out[a:a + step] = (block[a:a + step].to(torch.float64) * scale).to(out_dtype)
+    return out
 
 
 def direction_for(seed: int, name: str, param: torch.Tensor, chunk: int = CHUNK,
                   out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The direction for one tensor: N(0, I) by counter hash, rescaled so ‖d‖_F = ‖θ‖_F.
+    """The direction for one whole tensor: N(0, I) by counter hash, rescaled so ‖d‖_F = ‖θ‖_F.
 
     Returned in `out_dtype` (fp32: the perturbation arithmetic's precision) on the parameter's device.
+    (‖θ‖_F uses the default chunk, as it always has, so a custom `chunk` never changes θ's norm.)
     """
-    keys = tensor_keys(seed, name)
-    n = param.numel()
-    out = torch.empty(n, dtype=out_dtype, device=param.device)
-    sumsq = 0.0
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        z = gaussian_chunk(keys, a, b, param.device)
-        zf = z.to(out_dtype)
-        out[a:b] = zf
-        sumsq += float(zf.to(torch.float64).pow(2).sum().item())
-    d_norm = math.sqrt(sumsq)
-    theta_norm = frobenius_norm64(param)
-    scale = theta_norm / d_norm if d_norm > 0 else 0.0
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        out[a:b] = (out[a:b].to(torch.float64) * scale).to(out_dtype)
-    return out.view(param.shape)
+    return direction_values(seed, name, param.shape, frobenius_norm64(param), device=param.device, chunk=chunk,
+                            out_dtype=out_dtype)
 
 
 # ---------------------------------------------------------------------- which tensors move
