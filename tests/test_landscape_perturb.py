@@ -120,3 +120,40 @@ def test_reserved_memory_keeps_directions_out_of_the_cache_without_changing_the_
     reserved.apply({5: 0.2})  # regenerated tensor by tensor: the same weights
     for (n, p), (_, q) in zip(unique_parameters(cached.model), unique_parameters(reserved.model), strict=True):
         assert torch.equal(p, q), n
+
+
+def test_one_memory_rule_and_one_cache_policy(monkeypatch):
+    import safety_bench.landscape.perturb as perturb
+    from safety_bench.landscape.perturb import MEMORY_MARGIN, DirectionCache, fits
+
+    assert fits(85, 100) and not fits(86, 100) and not fits(80, 100, reserve=6)
+    assert MEMORY_MARGIN == 0.15
+    cache = DirectionCache(None, torch.device("cpu"), nbytes=100)
+    # free memory as the device would report it: 300 bytes less what the cache holds (room for two seeds)
+    monkeypatch.setattr(perturb, "free_bytes", lambda device: 300 - 100 * len(cache.seeds()))
+    built = []
+
+    def build(seed):
+        return lambda: built.append(seed) or {"w": torch.full((1,), float(seed))}
+
+    for seed in (0, 1, 0, 2):  # 0 used again after 1: 1 is the least recently used when 2 needs room
+        assert cache.get(seed, build(seed))["w"].item() == seed
+    assert built == [0, 1, 2] and cache.seeds() == [0, 2] and 1 not in cache
+    assert cache.get(3, build(3), reserve=1000) is None  # no room even when empty: regenerate
+    assert cache.seeds() == [] and built == [0, 1, 2]
+    never = DirectionCache(False, torch.device("cpu"), nbytes=1)
+    assert never.get(0, build(0)) is None and built == [0, 1, 2]
+    monkeypatch.setattr(perturb, "free_bytes", lambda device: 0)
+    always = DirectionCache(True, torch.device("cpu"), nbytes=1 << 40)
+    assert always.get(4, build(4)) is not None and 4 in always
+
+
+def test_copies_stay_on_the_device_only_when_they_fit(monkeypatch):
+    import safety_bench.landscape.perturb as perturb
+    from safety_bench.landscape.perturb import keep_on
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    monkeypatch.setattr(perturb, "free_bytes", lambda device: 100)
+    assert keep_on(gpu, 85) == gpu and keep_on(gpu, 86) == cpu
+    assert keep_on(cpu, 10 ** 12) == cpu  # host memory is where a CPU model's copy lives anyway
+    assert keep_on(gpu, 10 ** 12, "device") == gpu and keep_on(gpu, 1, "host") == cpu

@@ -9,15 +9,20 @@ import pytest
 import torch
 
 from safety_bench.harness.perturbed_vllm import VLLMPerturbation, check_data_parallel
-from safety_bench.landscape.directions import Selection, direction_for, frobenius_norm64, unique_parameters
+from safety_bench.landscape.directions import (
+    Selection,
+    direction_for,
+    direction_values,
+    frobenius_norm64,
+    sumsq64,
+    unique_parameters,
+)
 from safety_bench.landscape.perturb import TOWARDS, Perturber
 from safety_bench.landscape.vllm_extension import (
     Layout,
     LayoutError,
     SafetyBenchWorkerExtension,
     plan_parameter,
-    scaled_direction,
-    sumsq64,
 )
 
 PAD = 64  # vLLM's vocabulary padding
@@ -142,13 +147,28 @@ def compare(llm, expected, ulps: int) -> int:
 
 # ---------------------------------------------------------------------- directions
 
-def test_scaled_direction_equals_direction_for(tiny_model):
+def test_worker_directions_come_from_the_hf_generator_given_only_shape_and_norm(tiny_model):
     model = _load(tiny_model)
     for name, p in unique_parameters(model):
         norm = math.sqrt(sumsq64(p))
         assert norm == frobenius_norm64(p)
-        got = scaled_direction(5, name, p.shape, norm, "cpu", chunk=1000)  # chunking never changes values
+        got = direction_values(5, name, p.shape, norm, chunk=1000)  # chunking never changes values
         assert torch.equal(got, direction_for(5, name, p))
+
+
+@pytest.mark.parametrize("size", [2, 4])
+def test_cached_and_regenerated_shards_are_the_same_under_the_shared_cache_policy(tiny_model, size):
+    from safety_bench.landscape.perturb import DirectionCache
+
+    runs = {}
+    for mode in (True, False):
+        llm, config = fake_engine(tiny_model, size)
+        VLLMPerturbation(llm, config, seeds=[0, 3], cache_directions=mode).apply({0: 0.2, 3: -0.3})
+        assert all(isinstance(w._sb()._cache, DirectionCache) for w in llm.workers)
+        assert llm.workers[0].sb_info()["cached_seeds"] == ([0, 3] if mode else [])
+        runs[mode] = worker_state(llm)
+    for cached, regenerated in zip(runs[True], runs[False], strict=True):
+        assert all(torch.equal(cached[n], regenerated[n]) for n in cached)
 
 
 # ---------------------------------------------------------------------- TP = 1: bit-exact

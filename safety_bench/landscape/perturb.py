@@ -17,8 +17,9 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,8 +48,67 @@ def free_bytes(device: torch.device) -> int:
         return 0
 
 
-def _fits(nbytes: int, device: torch.device, reserve: int = 0) -> bool:
-    return nbytes + reserve <= free_bytes(device) * (1 - MEMORY_MARGIN)
+def fits(nbytes: int, free: int, reserve: int = 0) -> bool:
+    """THE memory-fit rule (both engines, and the sweep's memory plan): `nbytes` plus `reserve` bytes that
+    something else will need (the sweep's generation batch) fit in `free` bytes while leaving
+    MEMORY_MARGIN of them untouched."""
+    return nbytes + reserve <= free * (1 - MEMORY_MARGIN)
+
+
+def keep_on(device: torch.device, nbytes: int, where: str | None = None) -> torch.device:
+    """Where a copy of `nbytes` (the original weights, interpolation targets) lives: `where` ("device" or
+    "host") when given; otherwise the device when it fits there (always, for a CPU), else host memory."""
+    if where is None:
+        where = "device" if device.type == "cpu" or fits(nbytes, free_bytes(device)) else "host"
+    return device if where == "device" else torch.device("cpu")
+
+
+class DirectionCache:
+    """THE direction cache policy (HF `Perturber` and the vLLM workers' `ShardPerturber`): one entry per seed
+    (that seed's tensors on the device), least recently used out first.
+
+    `mode` True caches every seed; False none (regenerate tensor by tensor at every point); None (auto)
+    caches a seed while `fits` says its `nbytes` plus the caller's `reserve` fit the device's free memory,
+    evicting the least recently used seeds first, and regenerates when even an empty cache has no room.
+    Regenerating gives the same values (directions are a pure function of seed, name and shape).
+    """
+
+    def __init__(self, mode: bool | None, device: torch.device, nbytes: int) -> None:
+        self.mode = mode
+        self.device = device
+        self.nbytes = nbytes
+        self._entries: OrderedDict[int, dict[Any, torch.Tensor]] = OrderedDict()
+
+    def get(self, seed: int, build: Callable[[], dict[Any, torch.Tensor]],
+            reserve: int = 0) -> dict[Any, torch.Tensor] | None:
+        """The seed's cached tensors, building (and caching) them when the policy allows; None = regenerate."""
+        if seed in self._entries:
+            self._entries.move_to_end(seed)
+            return self._entries[seed]
+        if self.mode is False:
+            return None
+        if self.mode is None:
+            while self._entries and not self._room(reserve):
+                self._entries.popitem(last=False)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+            if not self._room(reserve):
+                return None
+        with torch.no_grad():
+            self._entries[seed] = build()
+        return self._entries[seed]
+
+    def _room(self, reserve: int) -> bool:
+        return fits(self.nbytes, free_bytes(self.device), reserve)
+
+    def __contains__(self, seed: object) -> bool:
+        return seed in self._entries
+
+    def seeds(self) -> list[int]:
+        return sorted(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 # ---------------------------------------------------------------------- targets (θ_B)
@@ -200,8 +260,7 @@ class Perturber:
                        if p.is_floating_point() and (self.selection.selects(n, p) or n in self.targets)]
         self.device = self.params[0][1].device if self.params else torch.device("cpu")
         nbytes = sum(p.numel() * p.element_size() for _, p in self.params)
-        where = original_on or ("device" if self.device.type == "cpu" or _fits(nbytes, self.device) else "host")
-        store = self.device if where == "device" else torch.device("cpu")
+        store = keep_on(self.device, nbytes, original_on)
         pin = store.type == "cpu" and self.device.type == "cuda"
         self.original: dict[str, torch.Tensor] = {}
         with torch.no_grad():
@@ -210,16 +269,14 @@ class Perturber:
                 copy.copy_(p.detach())
                 self.original[n] = copy
         self.original_device = store
-        if self.targets and self.device.type == "cuda":
-            tbytes = sum(t.numel() * 4 for t in self.targets.values())
-            if _fits(tbytes, self.device):
-                self.targets = {n: t.to(self.device) for n, t in self.targets.items()}
-        self._cache_mode = cache_directions
+        if self.targets:  # loaded on the CPU; onto the device when they fit there
+            target_store = keep_on(self.device, sum(t.numel() * 4 for t in self.targets.values()))
+            self.targets = {n: t.to(target_store) for n, t in self.targets.items()}
         # memory that cached directions must leave free (the sweep reserves its generation batch's KV cache:
         # on a GPU one batch of all prompts beats a cached direction, which is cheap to regenerate)
         self.reserve_bytes = 0
-        self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
-        self._direction_bytes = sum(p.numel() * 4 for n, p in self.params if self.selection.selects(n, p))
+        self._cache = DirectionCache(cache_directions, self.device,
+                                     sum(p.numel() * 4 for n, p in self.params if self.selection.selects(n, p)))
         self.point: dict[str, float] = {}
         log.debug("perturber: %d tensors, original on %s", len(self.params), store)
 
@@ -227,23 +284,8 @@ class Perturber:
 
     def _direction_set(self, seed: int) -> dict[str, torch.Tensor] | None:
         """The cached direction of a seed, generating it when caching is allowed; None = regenerate."""
-        if seed in self._cache:
-            self._cache.move_to_end(seed)
-            return self._cache[seed]
-        if self._cache_mode is False:
-            return None
-        if self._cache_mode is None:  # auto: evict least recently used directions until the new one fits
-            while self._cache and not _fits(self._direction_bytes, self.device, self.reserve_bytes):
-                self._cache.popitem(last=False)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-            if not _fits(self._direction_bytes, self.device, self.reserve_bytes):
-                return None
         direction = self.directions[seed]
-        with torch.no_grad():
-            tensors = {n: d for n, d in direction.tensors(self.params)}
-        self._cache[seed] = tensors
-        return tensors
+        return self._cache.get(seed, lambda: dict(direction.tensors(self.params)), self.reserve_bytes)
 
     def direction_tensor(self, seed: int, name: str) -> torch.Tensor | None:
         """fp32 direction of one parameter for one seed (cached or regenerated)."""

@@ -3,10 +3,11 @@
 vLLM fuses and shards the checkpoint it loads: a Llama's q/k/v projections become one `qkv_proj`,
 gate/up become `gate_up_proj`, and under tensor parallelism (TP) every worker holds a slice. A landscape
 must not depend on the backend, so the direction of a vLLM parameter is *built from the HF parameters it
-came from*: for each HF tensor the same counter-based direction as `safety_bench.landscape.directions`
-(rescaled by the FULL HF tensor's norm, not the shard's), then sliced and concatenated the way vLLM
-lays that tensor out on this worker. Nothing is stored but one copy of the worker's original weights
-(and, when memory allows, the directions of the seeds in use).
+came from*: each block is `directions.direction_values` (the one generator, which the HF backend uses for
+whole tensors) asked for the rows and columns of the HF tensor that vLLM lays out on this worker, rescaled
+by the FULL HF tensor's norm (not the shard's). Nothing is stored but one copy of the worker's original
+weights (and the directions of the seeds in use, under the same `perturb.DirectionCache` policy and
+`perturb.fits` memory rule as the HF backend).
 
 The layout is a small table (`FUSED`, `ROW_PARALLEL`, `VOCAB_PARALLEL`) for the Llama family (Llama,
 Mistral, Qwen2 and others with the same module names); every planned shape is checked against the
@@ -30,8 +31,16 @@ from typing import Any
 
 import torch
 
-from safety_bench.landscape.directions import CHUNK, Selection, gaussian_chunk, tensor_keys
-from safety_bench.landscape.perturb import MEMORY_MARGIN, TOWARDS, free_bytes
+from safety_bench.landscape.directions import (
+    CHUNK,
+    Selection,
+    direction_values,
+    gaussian_sumsq,
+    is_whole,
+    sumsq64,
+    tensor_keys,
+)
+from safety_bench.landscape.perturb import TOWARDS, DirectionCache, keep_on
 
 log = logging.getLogger("safety_bench.landscape")
 
@@ -198,39 +207,7 @@ def plan_model(vllm_params: Sequence[tuple[str, Sequence[int]]], hf_shapes: Mapp
     return plans
 
 
-# ---------------------------------------------------------------------- directions with a given norm
-
-def sumsq64(t: torch.Tensor, chunk: int = CHUNK) -> float:
-    """Σ t² in fp64, chunk by chunk in flat order: the same accumulation as `frobenius_norm64`, so the
-    square root of a whole tensor's sum equals its `frobenius_norm64` bit for bit."""
-    flat = t.detach().reshape(-1)
-    total = 0.0
-    for a in range(0, flat.numel(), chunk):
-        total += float(flat[a:a + chunk].to(torch.float64).pow(2).sum().item())
-    return total
-
-
-def scaled_direction(seed: int, name: str, shape: Sequence[int], theta_norm: float,
-                     device: torch.device | str, chunk: int = CHUNK) -> torch.Tensor:
-    """`directions.direction_for` for a tensor this worker does not hold whole: the same counter-based
-    Gaussian over the full HF shape, rescaled to the given full-tensor norm (same chunked arithmetic,
-    so the values are identical; a test compares the two)."""
-    keys = tensor_keys(seed, name)
-    n = math.prod(int(s) for s in shape)
-    out = torch.empty(n, dtype=torch.float32, device=device)
-    sumsq = 0.0
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        zf = gaussian_chunk(keys, a, b, device).to(torch.float32)
-        out[a:b] = zf
-        sumsq += float(zf.to(torch.float64).pow(2).sum().item())
-    d_norm = math.sqrt(sumsq)
-    scale = theta_norm / d_norm if d_norm > 0 else 0.0
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        out[a:b] = (out[a:b].to(torch.float64) * scale).to(torch.float32)
-    return out.view(tuple(int(s) for s in shape))
-
+# ---------------------------------------------------------------------- full-tensor norms
 
 def merge_norm_parts(parts: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, float]:
     """Full HF tensor norms from every worker's {hf_name: {slice key: Σx²}}; a slice held by several
@@ -265,21 +242,22 @@ class ShardPerturber:
         self.params = dict(live)
         self.device = next(iter(self.params.values())).device if self.params else torch.device("cpu")
         nbytes = sum(p.numel() * p.element_size() for p in self.params.values())
-        where = spec.get("original_on") or ("device" if self.device.type == "cpu" or
-                                            nbytes <= free_bytes(self.device) * (1 - MEMORY_MARGIN) else "host")
-        store = self.device if where == "device" else torch.device("cpu")
+        store = keep_on(self.device, nbytes, spec.get("original_on"))
         if store != self.device:
             log.warning("vLLM worker %d: not enough free device memory for a copy of the weights; keeping it in "
                         "host memory (slower points; lower gpu_memory_utilization to keep it on the device)", tp_rank)
         with torch.no_grad():
             self.original = {n: p.detach().to(store, copy=True) for n, p in self.params.items()}
         self.original_on = str(store)
-        self.cache_mode = spec.get("cache_directions")
         self.norms: dict[str, float] = {}
         self.targets: dict[str, torch.Tensor] = {}
         if spec.get("towards"):
             self._load_targets(str(spec["towards"]))
-        self._cache: dict[int, dict[tuple[str, int], torch.Tensor]] = {}
+        # ‖z‖² of the whole HF tensor's Gaussian per (seed, HF name): a shard's direction is rescaled by it
+        self._z_sumsq: dict[tuple[int, str], float] = {}
+        need = sum(4 * self._block_numel(self.params[p.name], b) for p in self.plans for b in p.blocks
+                   if self.selection.selects(b.hf_name, self.params[p.name]))
+        self._cache = DirectionCache(spec.get("cache_directions"), self.device, need)
         self.point: dict[str, float] = {}
 
     # --------------------------------------------------------------- norms and targets
@@ -315,9 +293,7 @@ class ShardPerturber:
         for plan in self.plans:
             for block in plan.blocks:
                 needed.setdefault(block.hf_name, []).append((plan, block))
-        tbytes = sum(p.numel() * 4 for p in self.params.values())
-        store = self.device if self.device.type == "cpu" or tbytes <= free_bytes(self.device) * (1 - MEMORY_MARGIN) \
-            else torch.device("cpu")
+        store = keep_on(self.device, sum(p.numel() * 4 for p in self.params.values()))
         targets = {plan.name: self.original[plan.name].to(store, torch.float32, copy=True) for plan in self.plans}
         found: set[str] = set()
         for key, value in _read_state_dict(Path(folder)):
@@ -342,26 +318,25 @@ class ShardPerturber:
         return (block.dst[1] - block.dst[0]) * row
 
     def _block_direction(self, seed: int, block: Block) -> torch.Tensor:
-        full = scaled_direction(seed, block.hf_name, self.hf_shapes[block.hf_name], self.norms[block.hf_name],
-                                self.device, self.chunk)
-        return block.take(full).contiguous()
+        """The block's slice of the HF tensor's direction: `directions.direction_values`, the generator the HF
+        backend uses, asked for this block's rows (and columns) and given the FULL tensor's norm."""
+        shape = self.hf_shapes[block.hf_name]
+        z_sumsq = None  # a whole tensor gets its ‖z‖ while it is generated; a slice needs the whole one's, once
+        if not is_whole(shape, block.rows, block.cols):
+            key = (seed, block.hf_name)
+            if key not in self._z_sumsq:
+                self._z_sumsq[key] = gaussian_sumsq(tensor_keys(seed, block.hf_name), math.prod(shape), self.device,
+                                                    self.chunk)
+            z_sumsq = self._z_sumsq[key]
+        d = direction_values(seed, block.hf_name, shape, self.norms[block.hf_name], block.rows, block.cols,
+                             device=self.device, chunk=self.chunk, z_sumsq=z_sumsq)
+        return d if shape else d.reshape(1)  # a 0-dim HF tensor is one row of its vLLM parameter
 
     def _directions(self, seed: int) -> dict[tuple[str, int], torch.Tensor] | None:
-        """Cached block directions of a seed, or None to regenerate them block by block."""
-        if seed in self._cache:
-            return self._cache[seed]
-        if self.cache_mode is False:
-            return None
-        need = sum(4 * self._block_numel(self.params[p.name], b) for p in self.plans for b in p.blocks
-                   if self.selection.selects(b.hf_name, self.params[p.name]))
-        room = free_bytes(self.device) * (1 - MEMORY_MARGIN)
-        if self.cache_mode is None and self.device.type != "cpu" and need > room:
-            return None
-        with torch.no_grad():
-            self._cache[seed] = {(p.name, i): self._block_direction(seed, b)
-                                 for p in self.plans for i, b in enumerate(p.blocks)
-                                 if self.selection.selects(b.hf_name, self.params[p.name])}
-        return self._cache[seed]
+        """Cached block directions of a seed (the shared `DirectionCache` policy), or None to regenerate."""
+        return self._cache.get(seed, lambda: {(p.name, i): self._block_direction(seed, b)
+                                              for p in self.plans for i, b in enumerate(p.blocks)
+                                              if self.selection.selects(b.hf_name, self.params[p.name])})
 
     # --------------------------------------------------------------- moving
 
@@ -461,7 +436,7 @@ class SafetyBenchWorkerExtension:
     def sb_info(self) -> dict[str, Any]:
         state = self._sb()
         return {"tp_rank": state.layout.tp_rank, "tp_size": state.layout.tp_size, "params": len(state.plans),
-                "original_on": state.original_on, "cached_seeds": sorted(state._cache)}
+                "original_on": state.original_on, "cached_seeds": state._cache.seeds()}
 
 
 EXTENSION = f"{SafetyBenchWorkerExtension.__module__}.{SafetyBenchWorkerExtension.__qualname__}"
