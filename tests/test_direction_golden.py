@@ -64,8 +64,8 @@ REL_TOL = {"first": 1e-6, "last": 1e-6, "z_norm": 1e-12, "d_norm": 1e-9, "sum": 
 VALUE_FIELDS = ("first", "last", "z_norm", "d_norm", "sum")
 
 
-def compute() -> dict[str, dict[str, Any]]:
-    """The pinned numbers as the generator gives them now, keyed "seed|name" (JSON-friendly)."""
+def compute(device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """The pinned numbers as the generator gives them now on `device`, keyed "seed|name" (JSON-friendly)."""
     import torch
 
     from safety_bench.landscape import directions
@@ -74,11 +74,11 @@ def compute() -> dict[str, dict[str, Any]]:
     for seed in SEEDS:
         for name, shape in TENSORS:
             keys = directions.tensor_keys(seed, name)
-            pairs = torch.arange(2, dtype=torch.int64)
+            pairs = torch.arange(2, dtype=torch.int64, device=device)
             hashes = (directions.hash32(pairs, keys[0], keys[1]).tolist()
                       + directions.hash32(pairs, keys[2], keys[3]).tolist())
-            d = directions.direction_for(seed, name, torch.full(shape, THETA)).reshape(-1)
-            z = directions.gaussian_chunk(keys, 0, d.numel())
+            d = directions.direction_for(seed, name, torch.full(shape, THETA, device=device)).reshape(-1).cpu()
+            z = directions.gaussian_chunk(keys, 0, d.numel(), device).cpu()
             out[f"{seed}|{name}"] = {
                 "keys": list(keys), "hashes": hashes, "first": [float(x) for x in d[:4]], "last": float(d[-1]),
                 "z_norm": math.sqrt(float(z.pow(2).sum())), "d_norm": float(d.double().norm()),
@@ -127,6 +127,13 @@ def test_golden_values_in_fresh_processes_with_different_hash_seeds():
 
 def test_golden_values_in_this_process():
     assert mismatches(compute()) == []
+
+
+def test_golden_values_on_a_cuda_device():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the same numbers on a GPU need one")
+    assert mismatches(compute("cuda")) == []
 
 
 def _rotated_keys(original):
