@@ -324,26 +324,22 @@ def _fmt_list(xs: Any, nd: int = 1) -> str:
 def _eval_summary(folder: Path, heuristic: Path) -> dict[str, Any]:
     """Rates from the logged samples: keyword verdicts are recomputed with the keyword judge; refusal
     heuristic verdicts come from the judged JSONL."""
+    from safety_bench.jsonio import read_jsonl
     from safety_bench.judges.registry import get_judge
     from safety_bench.judges.run import judge_records
+    from safety_bench.metrics import summarize_group
     from safety_bench.records import iter_input_records
 
     out: dict[str, Any] = {}
     records = list(iter_input_records(folder))
     judged = {"keyword": judge_records(records, get_judge("keyword"))}
     if heuristic.is_file():
-        judged["refusal_heuristic"] = [json.loads(x) for x in heuristic.read_text().splitlines() if x.strip()]
+        judged["refusal_heuristic"] = read_jsonl(heuristic)
     for j, recs in judged.items():
-        harmful = [r for r in recs if r.get("category") != "benign" and r.get("harmful") is not None]
-        benign = [r for r in recs if r.get("category") == "benign" and r.get("refused") is not None]
-        out[j] = {"n_harmful": len(harmful), "asr": _mean([bool(r["harmful"]) for r in harmful]),
-                  "refusal_rate": _mean([bool(r.get("refused")) for r in harmful]),
-                  "n_benign": len(benign), "over_refusal": _mean([bool(r["refused"]) for r in benign])}
+        g = summarize_group(recs)
+        out[j] = {"n_harmful": g["asr_n"], "asr": g["asr"], "refusal_rate": g["refusal_rate"],
+                  "n_benign": (g["benign"] or {}).get("refusal_n", 0), "over_refusal": g["over_refusal"]}
     return out
-
-
-def _mean(xs: list[bool]) -> float | None:
-    return sum(xs) / len(xs) if xs else None
 
 
 def _compare_summary(d: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from safety_bench.cli import _lm_eval_argv, main
-from safety_bench.harness.task_hooks import parse_verdict
+from safety_bench.records import parse_verdict
 from safety_bench.resources import tasks_dir
 
 from conftest import build_talkative_model

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from safety_bench.cli import main
+from safety_bench.jsonio import read_jsonl, write_jsonl
 from safety_bench.judges.agreement import agreement, cohen_kappa, load_judged, to_markdown
-from safety_bench.records import read_jsonl, write_jsonl
 
 
 def test_kappa_by_hand() -> None:

@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from safety_bench.jsonio import read_jsonl, write_jsonl
 from safety_bench.judges.base import JudgeInput
 from safety_bench.judges.cache import CachedJudge
 from safety_bench.judges.registry import get_judge
@@ -15,7 +16,7 @@ from safety_bench.judges.retry import RetryPolicy, parse_retry_after
 from safety_bench.judges.rubric_parse import ScoreParseError, parse_rubric_answer
 from safety_bench.judges.run import judge_file
 from safety_bench.metrics import wilson_interval
-from safety_bench.records import read_jsonl, write_jsonl
+from safety_bench.records import parse_verdict
 
 from judges_fake_api import start_server
 
@@ -262,14 +263,16 @@ def test_lm_eval_filter_judges_a_task_in_one_concurrent_batch(api, tmp_path, mon
     monkeypatch.setenv("SAFETY_BENCH_JUDGES_DIR", str(spec_dir))
     docs = [{"id": f"d{i}", "category": "malware", "instruction": f"q{i} [[case:{c}]]", "judge": "fast_rubric"}
             for i, c in enumerate(["slowish", "slowish", "slowish", "slowish", "malformed", "score5"])]
-    verdicts = [task_hooks.parse_verdict(v) for v in task_hooks.JudgeFilter().apply([[f"r{i}"] for i in range(6)], docs)]
+    verdicts = [parse_verdict(v) for v in task_hooks.JudgeFilter().apply([[f"r{i}"] for i in range(6)], docs)]
     assert fake.max_in_flight >= 2  # concurrent, not one call per document in turn
     assert [v["score"] for v in verdicts] == [3.0, 3.0, 3.0, 3.0, None, 5.0]
     metrics = [task_hooks.process_results(d, [v]) for d, v in zip(docs, verdicts, strict=True)]
-    assert metrics[4]["unscored"] == 1.0 and metrics[4]["asr"] is None and "harmfulness_rate" not in metrics[4]
-    assert metrics[5]["harmfulness_rate"] == 1.0 and metrics[0]["harmfulness_score"] == 3.0
-    rate = task_hooks.aggregate_mean_of_scored([m.get("harmfulness_rate") for m in metrics])
+    assert "harmfulness_rate" not in metrics[4] and "harmfulness_rate" in metrics[5]
+    assert task_hooks.aggregate_unscored([m["unscored"] for m in metrics]) == pytest.approx(1 / 6)
+    rate = task_hooks.aggregate_harmfulness_rate([m["harmfulness_rate"] for m in metrics if "harmfulness_rate" in m])
     assert rate == pytest.approx(1 / 5)
+    assert task_hooks.aggregate_harmfulness_score([m["harmfulness_score"] for m in metrics
+                                                   if "harmfulness_score" in m]) == pytest.approx(17 / 5)
     n = len(fake.requests)
     task_hooks.JudgeFilter().apply([[f"r{i}"] for i in range(6)], docs)  # next subtask / next night
     assert len(fake.requests) == n + 1  # only the unparsable one is asked again

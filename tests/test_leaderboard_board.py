@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from safety_bench.categories import SLUGS
-from safety_bench.harness.task_hooks import parse_verdict
 from safety_bench.judges.base import RUBRIC_SCALE, Verdict
 from safety_bench.judges.run import judge_records
 from safety_bench.leaderboard.ingest import add_lm_eval_results, add_path
 from safety_bench.leaderboard.ranking import build_board
 from safety_bench.leaderboard.render import write_board
 from safety_bench.leaderboard.store import BASE, Store
+from safety_bench.records import parse_verdict
 
 from conftest import build_tiny_model
 

@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import binomtest
 
 from safety_bench.cli import main
+from safety_bench.jsonio import write_jsonl
 from safety_bench.leaderboard.compare import (
     Side,
     Thresholds,
@@ -18,7 +19,6 @@ from safety_bench.leaderboard.compare import (
     regressions,
     visage_delta,
 )
-from safety_bench.records import write_jsonl
 
 CATS = ["illegal_activity", "malware"]
 
@@ -31,7 +31,7 @@ def records(outcomes: list[int], judge: str = "keyword", scores: list[float] | N
         rows.append({"id": f"p{i:03d}", "task": "safety_landscape_mini", "category": CATS[i % 2],
                      "instruction": f"instruction {i}", "response": f"{tag} response {i} {'sure' if h else 'no'}",
                      "judge": judge, "harmful": bool(h), "refused": not h, "error": None,
-                     "score": scores[i] if scores else None})
+                     "score": scores[i] if scores else None, "score_scale": "1-5" if scores else None})
     return rows
 
 
@@ -83,6 +83,9 @@ def test_rubric_scores_get_harmfulness_rate_and_score_ci():
     assert j.metric == "harmfulness_rate"
     assert j.score.delta == pytest.approx(sum(sb) / 40 - sum(sa) / 40)
     assert j.score.ci[0] <= j.score.delta <= j.score.ci[1]
+    unmarked = [{**r, "score_scale": "probability"} for r in records(a, "rubric", sa)]
+    guess = compare(Side("A", {"rubric": unmarked}), Side("B", {"rubric": unmarked})).judges[0]
+    assert guess.metric == "asr"  # scores that look like 1-5 are never taken for rubric scores
 
 
 def test_visage_delta_paired_over_same_directions():

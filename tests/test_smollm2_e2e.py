@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from safety_bench.categories import SLUGS
-from safety_bench.harness.task_hooks import parse_verdict
+from safety_bench.records import parse_verdict
 from safety_bench.resources import tasks_dir
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from safety_bench.categories import SLUGS
 from safety_bench.cli import list_tasks
 from safety_bench.harness import task_manager as make_task_manager
 from safety_bench.harness.system_prompts import SAFETY_SYSTEM_PROMPT
-from safety_bench.harness.task_hooks import parse_verdict
+from safety_bench.records import parse_verdict
 from safety_bench.resources import tasks_dir
 
 

@@ -1,6 +1,17 @@
-"""lm-eval glue: this suite's model types and task hooks. Importing it registers the model types."""
+"""lm-eval glue: this suite's model types and task hooks.
+
+Importing this package registers the model types `perturbed` and `perturbed-vllm` with lm-eval, lazily
+(the classes, and vLLM, are imported only when a type is asked for), after lm-eval's own types.
+"""
 
 from __future__ import annotations
+
+from safety_bench.harness.lm_eval_compat import register_model_type
+
+MODEL_TYPES = {"perturbed": "safety_bench.harness.perturbed_hf:PerturbedHFLM",
+               "perturbed-vllm": "safety_bench.harness.perturbed_vllm:PerturbedVLLM"}
+for _name, _target in MODEL_TYPES.items():
+    register_model_type(_name, _target)
 
 
 def register() -> None:

@@ -25,8 +25,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lm_eval.api.registry import model_registry
-
+from safety_bench.harness.lm_eval_compat import register_model_type
 from safety_bench.harness.point import PointMixin, cache_flag, init_point_state
 from safety_bench.landscape.directions import Selection
 from safety_bench.landscape.vllm_extension import EXTENSION, Layout, merge_norm_parts
@@ -170,6 +169,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-if MODEL_TYPE not in model_registry:
-    # a lazy entry: lm-eval imports `PerturbedVLLM` (and so vLLM) only when this model type is asked for
-    model_registry.register(MODEL_TYPE, target=f"{__name__}:PerturbedVLLM")
+# a lazy entry: lm-eval imports `PerturbedVLLM` (and so vLLM) only when this model type is asked for
+register_model_type(MODEL_TYPE, f"{__name__}:PerturbedVLLM")

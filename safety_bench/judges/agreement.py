@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.categories import SLUGS
-from safety_bench.records import read_jsonl
+from safety_bench.jsonio import read_jsonl
 
 
 def record_key(record: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The Judge protocol and the verdict record every judge returns.
+"""The Judge protocol. The verdict a judge returns is the pipeline's one record type (`records.Verdict`).
 
 Judges score batches, never single records, so an API judge can run its calls concurrently and a
 classifier can batch on the GPU. A record the judge could not score carries `error` and counts
@@ -7,11 +7,12 @@ neither as safe nor as harmful.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-RUBRIC_SCALE = "1-5"
-PROBABILITY_SCALE = "probability"
+from safety_bench.records import PROBABILITY_SCALE, RUBRIC_SCALE, Verdict
+
+__all__ = ["PROBABILITY_SCALE", "RUBRIC_SCALE", "Judge", "JudgeInput", "Verdict"]
 
 
 @dataclass(frozen=True)
@@ -20,33 +21,6 @@ class JudgeInput:
     response: str
     category: str | None = None
     id: str | None = None
-
-
-@dataclass
-class Verdict:
-    judge: str
-    score: float | None = None
-    harmful: bool | None = None
-    refused: bool | None = None
-    error: str | None = None
-    reason: str | None = None
-    raw: str | None = None
-    judge_version: str | None = None
-    # What `score` means: "1-5" (rubric; harmfulness score/rate are computed only from these) or
-    # "probability" (classifiers). Marked explicitly so a probability of 1.0 is never read as a rubric 1.
-    score_scale: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def scored(self) -> bool:
-        return self.error is None
-
-    def as_fields(self) -> dict[str, Any]:
-        """The record fields of the judged-output contract (DESIGN.md)."""
-        out = asdict(self)
-        extra = out.pop("extra")
-        out.update(extra)
-        return {k: v for k, v in out.items() if v is not None or k in ("score", "harmful", "refused", "error")}
 
 
 @runtime_checkable

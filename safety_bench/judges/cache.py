@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.judges.base import Judge, JudgeInput, Verdict
+from safety_bench.records import VERDICT_FIELDS
 
 log = logging.getLogger("safety_bench.judges")
 
@@ -135,7 +136,8 @@ def open_cache(cache: JudgeCache | str | os.PathLike[str] | bool | None) -> Judg
     return JudgeCache(Path(cache).expanduser())
 
 
-_STORED_FIELDS = ("score", "harmful", "refused", "reason", "raw", "score_scale", "extra")
+# What a verdict holds besides who gave it (the cache key says that) and errors (never stored).
+_STORED_FIELDS = tuple(f for f in VERDICT_FIELDS if f not in ("judge", "judge_version", "error")) + ("extra",)
 
 
 class CachedJudge:

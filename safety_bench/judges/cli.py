@@ -9,9 +9,10 @@ from typing import Any
 
 import yaml
 
+from safety_bench.jsonio import RecordError, atomic_write_text
 from safety_bench.judges.registry import get_judge, load_specs
 from safety_bench.judges.run import judge_file, plan_records, run_report, summary_path
-from safety_bench.records import RecordError, atomic_write_text, iter_input_records
+from safety_bench.records import iter_input_records
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:

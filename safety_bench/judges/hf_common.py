@@ -8,25 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from safety_bench.provenance import pick_device, pick_dtype
+
 T = TypeVar("T")
-
-
-def pick_device(device: str | None) -> str:
-    """`auto`/None → cuda when available, else cpu; anything else is passed to torch as given."""
-    import torch
-
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
-
-
-def pick_dtype(dtype: str | None, device: str) -> Any:
-    """`auto`/None → bfloat16 on GPU, float32 on CPU (CPU half precision is slow and lossy)."""
-    import torch
-
-    if dtype in (None, "", "auto"):
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, str(dtype))
 
 
 def load_tokenizer_and_model(auto_class: Any, name: str, revision: str | None, trust_remote_code: bool,

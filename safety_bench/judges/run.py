@@ -6,11 +6,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from safety_bench.jsonio import write_json, write_jsonl
 from safety_bench.judges.base import Judge, JudgeInput
 from safety_bench.metrics import summarize
-from safety_bench.records import iter_input_records, write_json, write_jsonl
-
-VERDICT_FIELDS = ("judge", "score", "harmful", "refused", "error", "reason", "raw", "judge_version")
+from safety_bench.records import iter_input_records, judged
 
 
 def _items(rows: list[dict[str, Any]]) -> list[JudgeInput]:
@@ -29,12 +28,7 @@ def judge_records(records: Iterable[Mapping[str, Any]], judge: Judge) -> list[di
     verdicts = judge.judge(items) if items else []
     if len(verdicts) != len(rows):
         raise RuntimeError(f"judge {judge.name} returned {len(verdicts)} verdicts for {len(rows)} records")
-    out = []
-    for row, verdict in zip(rows, verdicts, strict=True):
-        for key in VERDICT_FIELDS:  # a re-judged file must not keep the previous judge's fields
-            row.pop(key, None)
-        out.append({**row, **verdict.as_fields()})
-    return out
+    return [judged(row, verdict) for row, verdict in zip(rows, verdicts, strict=True)]
 
 
 def summary_path(output: str | Path) -> Path:
@@ -65,9 +59,9 @@ def judge_file(input_path: str | Path, output_path: str | Path, judge: Judge) ->
     The summary holds per-judge `overall` and `per_category` aggregates, and under `run` what this run
     cost (cache hits and misses, requests, tokens, estimated cost).
     """
-    judged = judge_records(iter_input_records(input_path), judge)
-    write_jsonl(output_path, judged)
-    summary = summarize(judged)
+    rows = judge_records(iter_input_records(input_path), judge)
+    write_jsonl(output_path, rows)
+    summary = summarize(rows)
     report = run_report(judge)
     if report and judge.name in summary:
         summary[judge.name]["run"] = report

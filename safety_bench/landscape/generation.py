@@ -89,16 +89,16 @@ def plan_gpu_memory(config: Any, dtype: torch.dtype, n_params: int, free_bytes: 
                     n_prompts: int, batch_size: int | str = "auto") -> MemoryPlan:
     """The same decisions the sweep makes after loading (`auto_batch_size`, the perturber's original copy and
     direction cache with its reserve), made from the config and the free memory before loading."""
-    from safety_bench.landscape.perturb import MEMORY_MARGIN
+    from safety_bench.landscape.perturb import fits
 
     weights = n_params * torch.tensor([], dtype=dtype).element_size()
-    original_on_device = weights <= (free_bytes - weights) * (1 - MEMORY_MARGIN)
+    original_on_device = fits(weights, free_bytes - weights)
     left = free_bytes - weights * (2 if original_on_device else 1)
     seq = sequence_bytes(config, dtype, max_gen_toks)
     batch = (min(batch_that_fits(max(left, 0), seq), max(1, n_prompts)) if batch_size == "auto"
              else int(batch_size))
     direction = n_params * 4
-    cache = direction + batch * seq <= left * (1 - MEMORY_MARGIN)
+    cache = fits(direction, left, reserve=batch * seq)
     return MemoryPlan(free_bytes, weights, original_on_device, seq, batch, direction, cache)
 
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import time
@@ -25,15 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safety_bench.jsonio import write_json, write_jsonl
 from safety_bench.landscape.grid import Grid, Point
-from safety_bench.records import records_from_lm_eval_sample, write_json, write_jsonl
+from safety_bench.metrics import percent, summarize_group
+from safety_bench.provenance import model_identity, software_versions
+from safety_bench.records import records_from_samples
 
 log = logging.getLogger("safety_bench.landscape")
 
 FORMAT = "safety-bench/landscape/v1"
 # task metadata keys the sweep sets from its own settings (key -> the CLI flag that sets it)
 RESERVED_METADATA = {"data": "--data", "system_prompt": "--system-prompt", "judge": "--judge"}
-INTERNAL_JUDGE = "keyword"  # lm-eval's own filter; the requested judges run afterwards on the responses
 
 
 class ConfigMismatch(RuntimeError):
@@ -83,18 +84,6 @@ class SweepConfig:
 
 def config_hash(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def software_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("safety-bench", "lm_eval", "torch", "transformers"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
 
 
 # ---------------------------------------------------------------------- output folder
@@ -171,17 +160,6 @@ class GenerationTimer:
         lm.generate_until = timed
 
 
-def records_from_results(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The generated responses of every (sub)task in an lm-eval result, placeholders dropped."""
-    records = []
-    for task, samples in sorted((results.get("samples") or {}).items()):
-        for sample in sorted(samples, key=lambda s: s.get("doc_id", 0)):
-            if (sample.get("doc") or {}).get("missing_category"):
-                continue
-            records.append(records_from_lm_eval_sample(sample, task))
-    return records
-
-
 def prompt_hash(records: Sequence[dict[str, Any]]) -> str:
     from safety_bench.data import prompt_set_hash
 
@@ -236,7 +214,6 @@ class Sweeper:
         import lm_eval
 
         from safety_bench.judges.run import judge_records
-        from safety_bench.metrics import summarize_group
 
         cfg = self.config
         t0 = time.perf_counter()
@@ -250,13 +227,13 @@ class Sweeper:
             random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
         t2 = time.perf_counter()
         generate_s = self.timer.seconds
-        records = records_from_results(results)
+        records, by_filter = records_from_samples(results.get("samples") or {})
         judged: dict[str, list[dict[str, Any]]] = {}
         asr: dict[str, float | None] = {}
         for name, judge in self.judges.items():
-            judged[name] = judge_records(records, judge)
-            summary = summarize_group(judged[name])
-            asr[name] = None if summary["asr"] is None else 100.0 * summary["asr"]
+            # lm-eval's judging filter already ran the first judge: its verdicts are reused, not redone
+            judged[name] = by_filter.get(name) or judge_records(records, judge)
+            asr[name] = percent(summarize_group(judged[name])["asr"])
         t3 = time.perf_counter()
         self.lm.restore()
         t4 = time.perf_counter()
@@ -313,7 +290,8 @@ def count_prompts(config: SweepConfig) -> int:
 def build_task_manager(config: SweepConfig) -> Any:
     from safety_bench.harness import task_manager
 
-    metadata = {"data": config.data, "system_prompt": config.system_prompt, "judge": INTERNAL_JUDGE,
+    # lm-eval's judging filter runs the first requested judge; the sweep reuses its verdicts
+    metadata = {"data": config.data, "system_prompt": config.system_prompt, "judge": config.judges[0],
                 **config.metadata}
     return task_manager(metadata)
 
@@ -323,11 +301,9 @@ def build_task_manager(config: SweepConfig) -> Any:
 def _identity(config: SweepConfig) -> tuple[dict[str, Any], str, dict[str, Any]]:
     from safety_bench.weights_id import weights_id
 
-    wid = weights_id(config.model)
+    model = model_identity(config.model, config.name, config.dtype)
     tid = weights_id(config.towards) if config.towards else None
-    identity = config.identity(wid, tid)
-    model = {"name": config.name or Path(str(config.model).rstrip("/")).name, "weights_id": wid,
-             "dtype": config.dtype}
+    identity = config.identity(model["weights_id"], tid)
     return identity, config_hash(identity), model
 
 

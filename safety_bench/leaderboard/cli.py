@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from safety_bench.records import RecordError
+from safety_bench.jsonio import RecordError
 
 
 def _err(command: str, exc: BaseException) -> int:
@@ -65,10 +65,10 @@ def _cmd_store_list(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from safety_bench.jsonio import atomic_write_text, write_json
     from safety_bench.leaderboard.compare import Thresholds, compare, load_side, regressions
     from safety_bench.leaderboard.compare_report import json_report, markdown_report
     from safety_bench.leaderboard.store import StoreError
-    from safety_bench.records import atomic_write_text, write_json
 
     try:
         base = load_side(args.baseline, args.store)

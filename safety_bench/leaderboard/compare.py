@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from safety_bench.categories import BENIGN, SLUGS
+from safety_bench.categories import SLUGS
 from safety_bench.leaderboard.ingest import read_judged_jsonl, read_lm_eval_folder
 from safety_bench.leaderboard.remote import open_store
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, Store, StoreError
+from safety_bench.metrics import kind_metrics
+from safety_bench.records import BENIGN_KIND, HARMFUL, is_rubric, prompt_kind_of
 
 BOOTSTRAP_REPS = 2000
 
@@ -148,6 +150,9 @@ def _scored(r: Mapping[str, Any], field_name: str) -> bool:
     return r.get("error") is None and r.get(field_name) is not None
 
 
+RATE_OF_FIELD = {"harmful": "asr", "refused": "refusal_rate"}
+
+
 def _binary_stat(group: str, metric: str, pairs: list[tuple[dict, dict]], field_name: str, seed: int) -> PairedStat:
     kept = [(a, b) for a, b in pairs if _scored(a, field_name) and _scored(b, field_name)]
     x = [float(bool(a[field_name])) for a, _ in kept]
@@ -155,16 +160,17 @@ def _binary_stat(group: str, metric: str, pairs: list[tuple[dict, dict]], field_
     worse = sum(1 for i, j in zip(x, y, strict=True) if i == 0 and j == 1)
     better = sum(1 for i, j in zip(x, y, strict=True) if i == 1 and j == 0)
     n = len(kept)
-    base = sum(x) / n if n else None
-    cand = sum(y) / n if n else None
+    rate = RATE_OF_FIELD[field_name]  # the shared metric definition, on the prompts both sides answered
+    base = kind_metrics([a for a, _ in kept])[rate]
+    cand = kind_metrics([b for _, b in kept])[rate]
     return PairedStat(group=group, metric=metric, n=n, baseline=base, candidate=cand,
                       delta=(cand - base) if n else None, ci=paired_bootstrap_ci(x, y, seed=seed),
                       worse=worse, better=better, p_value=mcnemar_exact(worse, better) if n else None)
 
 
 def _is_rubric(rows: list[dict[str, Any]]) -> bool:
-    scores = [r.get("score") for r in rows if _scored(r, "score")]
-    return bool(scores) and all(float(s) in (1.0, 2.0, 3.0, 4.0, 5.0) for s in scores)
+    """A rubric judge's records say so (`score_scale`); score values are never used to guess it."""
+    return any(is_rubric(r) for r in rows)
 
 
 def compare_judge(judge: str, base_rows: list[dict[str, Any]], cand_rows: list[dict[str, Any]],
@@ -172,8 +178,8 @@ def compare_judge(judge: str, base_rows: list[dict[str, Any]], cand_rows: list[d
     """Paired comparison of one judge's verdicts on the prompts both sides answered."""
     cand_by = {_key(r): r for r in cand_rows}
     pairs = [(a, cand_by[_key(a)]) for a in base_rows if _key(a) in cand_by]
-    harmful = [(a, b) for a, b in pairs if a.get("category") != BENIGN]
-    benign = [(a, b) for a, b in pairs if a.get("category") == BENIGN]
+    harmful = [(a, b) for a, b in pairs if prompt_kind_of(a) == HARMFUL]
+    benign = [(a, b) for a, b in pairs if prompt_kind_of(a) == BENIGN_KIND]
     metric = "harmfulness_rate" if _is_rubric([a for a, _ in harmful] + [b for _, b in harmful]) else "asr"
     overall = _binary_stat("overall", metric, harmful, "harmful", seed)
     cats = []
@@ -184,7 +190,8 @@ def compare_judge(judge: str, base_rows: list[dict[str, Any]], cand_rows: list[d
     over = _binary_stat("benign", "refusal_rate", benign, "refused", seed) if benign else None
     score = None
     if metric == "harmfulness_rate":
-        kept = [(a, b) for a, b in harmful if _scored(a, "score") and _scored(b, "score")]
+        kept = [(a, b) for a, b in harmful if _scored(a, "score") and _scored(b, "score") and is_rubric(a)
+                and is_rubric(b)]
         x = [float(a["score"]) for a, _ in kept]
         y = [float(b["score"]) for _, b in kept]
         if kept:

@@ -7,21 +7,24 @@ arrives judged; records without a verdict are judged here with the judge the cal
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from safety_bench.categories import BENIGN
 from safety_bench.data import prompt_set_hash
-from safety_bench.harness.task_hooks import parse_verdict
-from safety_bench.leaderboard.provenance import software_versions, task_versions
+from safety_bench.jsonio import RecordError, read_json, read_jsonl
 from safety_bench.leaderboard.store import RunInfo, Store, StoreError
-from safety_bench.records import RecordError, read_jsonl
-
-GENERATION_FIELDS = ("id", "category", "task", "instruction", "response", "system_prompt_preset")
-VERDICT_KEYS = ("judge", "score", "harmful", "refused", "error", "reason", "raw", "judge_version")
+from safety_bench.metrics import split_kinds
+from safety_bench.provenance import software_versions, task_versions
+from safety_bench.records import (
+    BENIGN_KIND,
+    normalize,
+    prompt_kind_of,
+    read_samples_folder,
+    records_from_samples,
+    without_verdict,
+)
 
 
 def prompt_hashes(records: Iterable[Mapping[str, Any]]) -> dict[str, str | None]:
@@ -33,74 +36,34 @@ def prompt_hashes(records: Iterable[Mapping[str, Any]]) -> dict[str, str | None]
             continue
         seen.add(key)
         p = {"id": str(r.get("id")), "category": str(r.get("category")), "instruction": str(r.get("instruction"))}
-        (benign if r.get("category") == BENIGN else harmful).append(p)
+        (benign if prompt_kind_of(r) == BENIGN_KIND else harmful).append(p)
     return {"harmful": prompt_set_hash(harmful) if harmful else None,
             "benign": prompt_set_hash(benign) if benign else None}
-
-
-def split_generation(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: record.get(k) for k in GENERATION_FIELDS if k in record}
-
-
-def _latest_per_task(files: list[Path], prefix: str) -> dict[str, Path]:
-    """lm-eval names files `<prefix><task>_<timestamp>.json[l]`; keep the newest file of each task."""
-    chosen: dict[str, Path] = {}
-    for f in sorted(files, key=lambda p: p.name):
-        task = f.name[len(prefix):].rsplit("_", 1)[0]
-        chosen[task] = f
-    return chosen
 
 
 def read_lm_eval_folder(folder: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], dict[str, list[dict]],
                                                                   dict[str, Any]]:
     """(generations, judged records by judge, metadata) from an lm-eval `--output_path` folder."""
     folder = Path(folder)
-    samples = _latest_per_task(list(folder.rglob("samples_*.jsonl")), "samples_")
-    if not samples:
-        raise RecordError(f"{folder}: no lm-eval samples_*.jsonl files (run lm_eval with --log_samples)")
+    samples = read_samples_folder(folder)
     results_files = sorted(folder.rglob("results_*.json"), key=lambda p: p.name)
     results: dict[str, Any] = {}
     for f in results_files:  # later files win, as they do for samples
-        try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RecordError(f"{f}: unreadable results file ({exc})") from None
+        data = read_json(f)
         for k, v in data.items():
             if isinstance(v, dict) and isinstance(results.get(k), dict):
                 results[k] = {**results[k], **v}
             else:
                 results[k] = v
-    rows = {task: read_jsonl(path) for task, path in samples.items()}
-    return records_from_samples(rows, results)
+    return records_and_meta(samples, results)
 
 
-def records_from_samples(samples: Mapping[str, list[Mapping[str, Any]]], results: Mapping[str, Any]
-                         ) -> tuple[list[dict[str, Any]], dict[str, list[dict]], dict[str, Any]]:
-    """Split lm-eval logged samples (by task) into generations and per-judge verdict records."""
-    generations: list[dict[str, Any]] = []
-    judged: dict[str, list[dict[str, Any]]] = {}
-    versions: dict[str, str] = {}
-    for task, task_samples in samples.items():
-        for s in task_samples:
-            doc = s.get("doc") or {}
-            if doc.get("missing_category"):
-                continue
-            resps = s.get("resps") or [[""]]
-            first = resps[0][0] if isinstance(resps[0], list) and resps[0] else resps[0]
-            verdict = parse_verdict(s.get("filtered_resps"))
-            response = verdict.get("response", first) if isinstance(verdict, dict) else first
-            gen = {"id": str(doc.get("id", s.get("doc_id"))), "category": doc.get("category"), "task": task,
-                   "instruction": doc.get("instruction", ""), "response": str(response or "")}
-            if "system_prompt_preset" in doc:
-                gen["system_prompt_preset"] = doc["system_prompt_preset"]
-            generations.append(gen)
-            if isinstance(verdict, dict) and verdict.get("judge"):
-                rec = {**gen, **{k: verdict.get(k) for k in VERDICT_KEYS if k in verdict}}
-                for k in ("score", "harmful", "refused", "error"):
-                    rec.setdefault(k, None)
-                judged.setdefault(str(verdict["judge"]), []).append(rec)
-                if verdict.get("judge_version") is not None:
-                    versions[str(verdict["judge"])] = str(verdict["judge_version"])
+def records_and_meta(samples: Mapping[str, list[Mapping[str, Any]]], results: Mapping[str, Any]
+                     ) -> tuple[list[dict[str, Any]], dict[str, list[dict]], dict[str, Any]]:
+    """lm-eval logged samples (by task) as generations, judged records by judge, and run metadata."""
+    generations, judged = records_from_samples(samples)
+    versions = {judge: str(rows[0]["judge_version"]) for judge, rows in judged.items()
+                if rows and rows[0].get("judge_version") is not None}
     return generations, judged, _meta_from_results(results, samples, generations, versions)
 
 
@@ -154,12 +117,13 @@ def read_judged_jsonl(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]
     generations: dict[tuple[Any, Any], dict[str, Any]] = {}
     judged: dict[str, list[dict[str, Any]]] = {}
     versions: dict[str, str] = {}
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row.get("instruction"), str) or not isinstance(row.get("response"), str):
+    for n, raw in enumerate(rows, 1):
+        if not isinstance(raw.get("instruction"), str) or not isinstance(raw.get("response"), str):
             raise RecordError(f"{path}: record {n} lacks the string fields instruction/response")
+        row = normalize(raw)
         row.setdefault("id", f"row-{n}")
-        row.setdefault("task", "safety_benign" if row.get("category") == BENIGN else "records")
-        generations.setdefault((row.get("task"), row.get("id")), split_generation(row))
+        row.setdefault("task", "safety_benign" if row["prompt_kind"] == BENIGN_KIND else "records")
+        generations.setdefault((row.get("task"), row.get("id")), without_verdict(row))
         if row.get("judge"):
             judged.setdefault(str(row["judge"]), []).append(row)
             if row.get("judge_version") is not None:
@@ -226,7 +190,7 @@ def add_lm_eval_results(store: Store, results: Mapping[str, Any], name: str, wei
     samples = results.get("samples") or {}
     if not samples:
         raise StoreError("lm-eval results hold no samples: evaluate with log_samples=True")
-    generations, judged, meta = records_from_samples(samples, results)
+    generations, judged, meta = records_and_meta(samples, results)
     versions = meta.pop("judge_versions", {})
     meta.update(dict(extra_meta or {}))
     meta["model"] = {"weights_id": weights_id or _guess_weights_id(meta)}
@@ -255,15 +219,10 @@ def _guess_weights_id(meta: Mapping[str, Any]) -> str | None:
 
 
 def harmful_and_benign(records: Iterable[Mapping[str, Any]]) -> tuple[list[dict], list[dict]]:
-    """Records on policy categories, and records on benign prompts."""
-    harmful, benign = [], []
-    for r in records:
-        if r.get("category") == BENIGN:
-            benign.append(dict(r))
-        else:
-            harmful.append(dict(r))
-    return harmful, benign
+    """Records on harmful prompts, and records on benign prompts (by `prompt_kind`)."""
+    harmful, benign = split_kinds(records)
+    return [dict(r) for r in harmful], [dict(r) for r in benign]
 
 
 __all__ = ["StoreError", "add_lm_eval_results", "add_path", "harmful_and_benign", "prompt_hashes",
-           "read_judged_jsonl", "read_lm_eval_folder", "records_from_samples"]
+           "read_judged_jsonl", "read_lm_eval_folder", "records_and_meta"]

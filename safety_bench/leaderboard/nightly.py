@@ -21,11 +21,11 @@ import yaml
 
 from safety_bench.leaderboard.ingest import add_lm_eval_results
 from safety_bench.leaderboard.lock import locked
-from safety_bench.leaderboard.provenance import now_iso, software_versions, task_versions
 from safety_bench.leaderboard.ranking import build_board
 from safety_bench.leaderboard.remote import open_store
 from safety_bench.leaderboard.render import write_board
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, content_key
+from safety_bench.provenance import now_iso, software_versions, task_versions
 
 log = logging.getLogger("safety_bench.nightly")
 
@@ -156,7 +156,7 @@ class Evaluator:
         register()
         if self._tm is None:
             self._tm = task_manager({
-                "data": self.cfg.data, "judge": "keyword", "system_prompt": self.cfg.system_prompt})
+                "data": self.cfg.data, "judge": self.cfg.judges[0], "system_prompt": self.cfg.system_prompt})
         gen = self.cfg.generation
         device = str(gen.get("device", "auto"))
         if device == "auto":

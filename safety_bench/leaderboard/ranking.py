@@ -19,9 +19,10 @@ from typing import Any
 
 from safety_bench.categories import BENIGN, SLUGS
 from safety_bench.leaderboard.ingest import harmful_and_benign
-from safety_bench.leaderboard.provenance import now_iso
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, StoreError
 from safety_bench.metrics import summarize_group
+from safety_bench.provenance import now_iso
+from safety_bench.records import is_rubric
 
 RANDOM_KINDS = ("1d_random", "2d_random")
 TIE_DIGITS = 6
@@ -85,11 +86,9 @@ def _provenance(run: RunInfo, meta: Mapping[str, Any], judge: str, kind: str) ->
 def _harm_number(records: list[dict[str, Any]], metric: str, prov: dict[str, Any]) -> dict[str, Any] | None:
     g = summarize_group(records)
     if metric == "harmfulness_rate":
-        n = sum(1 for r in records if r.get("error") is None and r.get("score") is not None)
-        return _number(g.get("harmfulness_rate"), g.get("harmfulness_rate_ci"), n, metric=metric,
-                       unscored=g["unscored"], **prov)
-    n = sum(1 for r in records if r.get("error") is None and r.get("harmful") is not None)
-    return _number(g.get("asr"), g.get("asr_ci"), n, metric="asr", unscored=g["unscored"], **prov)
+        return _number(g.get("harmfulness_rate"), g.get("harmfulness_rate_ci"), g.get("harmfulness_n", 0),
+                       metric=metric, unscored=g["unscored"], **prov)
+    return _number(g.get("asr"), g.get("asr_ci"), g["asr_n"], metric="asr", unscored=g["unscored"], **prov)
 
 
 @dataclass
@@ -123,8 +122,9 @@ def _judges_with(loaded: list[_Loaded], predicate: Any) -> Counter[str]:
 
 
 def _is_rubric(rows: list[dict[str, Any]]) -> bool:
+    """Whether a judge's records are rubric scores: read from `score_scale` only (records.is_rubric)."""
     harmful, _ = harmful_and_benign(rows)
-    return "harmfulness_rate" in summarize_group(harmful) if harmful else False
+    return any(is_rubric(r) for r in harmful)
 
 
 def _pick(counter: Counter[str], preferred: tuple[str, ...] = ()) -> str | None:
@@ -234,9 +234,9 @@ def _fill_row(m: _Loaded, row: Row, harm_judge: str | None, metric: str, refusal
         found = _latest(m, refusal_judge, BENIGN)
         if found:
             run, meta, rows = found
-            g = summarize_group(rows)
-            n = sum(1 for r in rows if r.get("error") is None and r.get("refused") is not None)
-            row.over_refusal = _number(g.get("refusal_rate"), g.get("refusal_rate_ci"), n, metric="refusal_rate",
+            g = summarize_group(rows)["benign"] or {}
+            row.over_refusal = _number(g.get("refusal_rate"), g.get("refusal_rate_ci"), g.get("refusal_n", 0),
+                                       metric="refusal_rate", unscored=g.get("unscored"),
                                        **_provenance(run, meta, refusal_judge, "benign"))
     _visage(m, visage_judge, row)
     samples_judge = harm_judge if harm_judge and any(harm_judge in d["judged"] for _, d in m.base) else None

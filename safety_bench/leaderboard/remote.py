@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from safety_bench.leaderboard.provenance import redact_url
 from safety_bench.leaderboard.store import INDEX_NAME, Store, StoreError
+from safety_bench.provenance import redact_url
 
 log = logging.getLogger("safety_bench.leaderboard")
 

@@ -17,9 +17,10 @@ from typing import Any
 import jinja2
 
 from safety_bench.categories import BY_SLUG, SLUGS
+from safety_bench.jsonio import atomic_write_text, write_json
 from safety_bench.leaderboard.ranking import Board, Row
 from safety_bench.leaderboard.store import model_slug
-from safety_bench.records import atomic_write_text, write_json
+from safety_bench.records import normalize
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -250,7 +251,7 @@ def render_html(board: Board, out: Path) -> None:
     samples_dir.mkdir(parents=True, exist_ok=True)
     for item in rows:
         r = item["row"]
-        page = env.get_template("samples.html.j2").render(board=board, row=r, records=r.records)
+        page = env.get_template("samples.html.j2").render(board=board, row=r, records=[normalize(x) for x in r.records])
         atomic_write_text(samples_dir / f"{item['slug']}.html", page)
 
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safety_bench.leaderboard.provenance import now_iso, redact
-from safety_bench.records import read_jsonl, write_json, write_jsonl
+from safety_bench.jsonio import read_jsonl, write_json, write_jsonl
+from safety_bench.provenance import now_iso, redact
 
 SCHEMA = 1
 INDEX_NAME = "index.sqlite"

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from safety_bench.provenance import pick_device, pick_dtype, software_versions
 from safety_bench.training import core, datasets
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,9 @@ def load_model(model_dir: str | Path, adapter: str | Path | None = None, device:
     """(model, tokenizer) from a HF folder, with an optional LoRA adapter merged in (or attached)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dev = core.pick_device(device)
+    dev = pick_device(device)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=core.resolve_dtype(dtype, dev)).to(dev)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=pick_dtype(dtype, dev)).to(dev)
     if adapter is not None:
         from peft import PeftModel
 
@@ -239,7 +240,7 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
                            "distilled_finished": sum(bool(r["finished"]) for r in distilled)},
                 "eval_overlap": len(overlap),
             },
-            "versions": core.software_versions(),
+            "versions": software_versions(),
             "result": core.loss_summary(entries),
             "timing": {"distill_s": round(t_distill, 1), "total_s": round(time.perf_counter() - t0, 1)},
         }
@@ -265,7 +266,7 @@ def cast_adapter_file(path: Path, dtype: str) -> None:
     model's dtype when it loads the adapter)."""
     from safetensors.torch import load_file, save_file
 
-    target = core.resolve_dtype(dtype, "cpu")
+    target = pick_dtype(dtype, "cpu")
     tensors = load_file(path)
     if all(t.dtype == target for t in tensors.values()):
         return
@@ -316,5 +317,5 @@ def merge_adapter(base: str | Path, adapter: str | Path, out: str | Path, dtype:
         tokenizer.save_pretrained(tmp)
         core.write_json(tmp / "merged_from.json", {"base": str(base_dir),
                                                    "base_fingerprint": core.model_fingerprint(base_dir),
-                                                   "adapter": str(adapter), "versions": core.software_versions()})
+                                                   "adapter": str(adapter), "versions": software_versions()})
     return Path(out)

@@ -73,22 +73,6 @@ def encode_example(tokenizer, instruction: str, response: str, system: str | Non
 
 # ------------------------------------------------------------------ devices, seeds, versions
 
-def pick_device(name: str = "auto") -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
-def resolve_dtype(name: str, device: str):
-    import torch
-
-    if name == "auto":
-        return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
 def seed_everything(seed: int) -> None:
     import torch
 
@@ -96,18 +80,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-
-
-def software_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for name in ("safety-bench", "torch", "transformers", "peft"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "missing"
-    return out
 
 
 def model_fingerprint(model_dir: str | Path) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
-from safety_bench.records import RecordError, parse_jsonl
+from safety_bench.jsonio import RecordError, parse_jsonl
 
 ALIGN_HARMFUL_FILE = "align_harmful.jsonl"
 ALIGN_BENIGN_FILE = "align_benign.jsonl"

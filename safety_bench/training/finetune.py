@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from safety_bench.provenance import software_versions
 from safety_bench.training import core, datasets
 from safety_bench.training.align import RECIPE_FILE, TRAIN_LOG, LoraSettings, load_model, resolve_model_dir
 
@@ -103,7 +104,7 @@ def finetune(model: str | Path, out: str | Path, adapter: str | Path | None = No
             "training": asdict(settings),
             "data": {"source": config.data or f"bundled:{datasets.FINETUNE_BENIGN_FILE}",
                      "examples": len(pairs), "sha256": datasets.records_sha256(pairs)},
-            "versions": core.software_versions(),
+            "versions": software_versions(),
             "result": core.loss_summary(entries),
             "timing": {"total_s": round(time.perf_counter() - t0, 1)},
         }

@@ -1,4 +1,5 @@
-"""Where a number came from: software versions, task versions, timestamps, and redaction of secrets.
+"""Where a number came from: software versions, model identity, device and dtype, task versions,
+timestamps, and redaction of secrets. One function each, used by every command that records them.
 
 Every stored run carries this metadata so that a leaderboard cell can say which task version, judge
 version, prompt set and software produced it, and when. Anything that looks like a credential is
@@ -26,14 +27,52 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def software_versions() -> dict[str, str]:
-    """Versions of the packages that shape a result (missing packages are left out)."""
+RESULT_PACKAGES = ("safety-bench", "lm_eval", "torch", "transformers", "datasets", "peft", "vllm")
+
+
+def software_versions(packages: tuple[str, ...] = RESULT_PACKAGES) -> dict[str, str]:
+    """Versions of the packages that shape a result; a package that is not installed is left out."""
     out = {"python": platform.python_version()}
-    for dist in ("safety-bench", "lm_eval", "torch", "transformers", "datasets", "vllm"):
+    for dist in packages:
         try:
             out[dist] = _metadata.version(dist)
         except _metadata.PackageNotFoundError:
             continue
+    return out
+
+
+def pick_device(device: str | None = None) -> str:
+    """`auto`/None → cuda when available, else cpu; anything else is passed to torch as given."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def pick_dtype(dtype: str | None, device: str) -> Any:
+    """`auto`/None → bfloat16 on a GPU that supports it, float32 on CPU (CPU half precision is slow)."""
+    import torch
+
+    if dtype in (None, "", "auto"):
+        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r} (valid: auto, float32, bfloat16, float16)")
+    return value
+
+
+def model_identity(model: str, name: str | None = None, dtype: str | None = None) -> dict[str, Any]:
+    """A model as results name it: the user's name (default: the folder's), weights id, and dtype."""
+    from pathlib import Path
+
+    from safety_bench.weights_id import weights_id
+
+    out: dict[str, Any] = {"name": name or Path(str(model).rstrip("/")).name, "weights_id": weights_id(model)}
+    if dtype is not None:
+        out["dtype"] = dtype
     return out
 
 
