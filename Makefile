@@ -4,8 +4,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
+# The test order is random, seeded from the commit, so an order-dependent failure reproduces:
+# `make test SEED=<the seed pytest printed>` replays it.
+SEED ?= $(shell git rev-parse --short=8 HEAD 2>/dev/null | python3 -c "import sys; print(int(sys.stdin.read().strip() or '0', 16))" 2>/dev/null || echo 0)
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-fast lint
 
 setup: $(VENV)/.installed
 
@@ -20,6 +23,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/safety-bench landscape --demo
 
-test: setup
+lint: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(PY) -m pytest -q --durations=15 -p randomly --randomly-seed=$(SEED)
+
+# Unit tests only (no lm-eval runs, no model training, no browser): under a minute.
+test-fast: lint
+	$(PY) -m pytest -q -m "not integration" -p randomly --randomly-seed=$(SEED)

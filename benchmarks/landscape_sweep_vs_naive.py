@@ -2,7 +2,7 @@
 
 Naive: one fresh `safety-bench eval --model perturbed ...` process per grid point (model load, task
 index, direction generation and lm-eval start-up every time), then judging its samples.
-Sweep: `safety_bench.landscape.sweep.run_sweep`: model and task index loaded once, weights moved in
+Sweep: `safety_bench.orchestration.sweep.run_sweep`: model and task index loaded once, weights moved in
 place, directions generated once and cached.
 
 Reports seconds per grid point, the per-point overhead (everything but generation and judging) and the
@@ -55,7 +55,7 @@ def run_naive(model: str, alphas: list[float], args: argparse.Namespace, work: P
 
 def run_inplace(model: str, alphas: list[float], args: argparse.Namespace, work: Path) -> tuple[float, list[dict]]:
     from safety_bench.landscape.grid import Grid
-    from safety_bench.landscape.sweep import SweepConfig, point_dir, run_sweep
+    from safety_bench.orchestration.sweep import SweepConfig, point_dir, run_sweep
 
     grid = Grid("1d_random", [alphas], [0])
     config = SweepConfig(model=model, grid=grid, task=args.task, judges=["keyword"], data="sample",
@@ -81,7 +81,7 @@ def main() -> int:
     args = parser.parse_args()
     args.task, args.metadata = "safety_landscape_mini", {}
     if args.demo:
-        from safety_bench.landscape.cli import DEMO
+        from safety_bench.commands.landscape import DEMO
 
         args.task, args.metadata, args.limit = "safety_landscape", {"per_category": DEMO["per_category"]}, None
         args.batch_size, args.max_gen_toks, args.range = DEMO["batch_size"], DEMO["max_gen_toks"], DEMO["range"]

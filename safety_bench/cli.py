@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from safety_bench.resources import tasks_dir
 
 AREA_CLIS = (
-    "safety_bench.judges.cli",
-    "safety_bench.landscape.cli",
-    "safety_bench.leaderboard.cli",
-    "safety_bench.training.cli",
+    "safety_bench.commands.judges",
+    "safety_bench.commands.landscape",
+    "safety_bench.commands.leaderboard",
+    "safety_bench.commands.training",
 )
 
 
@@ -72,20 +72,11 @@ def run_lm_eval(argv: Sequence[str]) -> int:
     if store and (not output or "--log_samples" not in argv or not name):
         print("safety-bench eval: --store needs --name, --output_path and --log_samples", file=sys.stderr)
         return 2
-    from lm_eval._cli import HarnessCLI
-    from lm_eval.utils import setup_logging
-
     from safety_bench.harness import register
+    from safety_bench.harness.lm_eval_compat import run_cli
 
     register()
-    setup_logging()
-    saved = sys.argv
-    sys.argv = ["lm_eval", "run", *_lm_eval_argv(argv)]
-    try:
-        cli = HarnessCLI()
-        cli.execute(cli.parse_args())
-    finally:
-        sys.argv = saved
+    run_cli(_lm_eval_argv(argv))
     if store:
         from safety_bench.leaderboard.ingest import add_path
         from safety_bench.leaderboard.remote import open_store

@@ -18,16 +18,17 @@ from importlib import resources
 from pathlib import Path
 
 from safety_bench.categories import BENIGN, BY_NUMBER, CATEGORIES, SLUGS
+from safety_bench.settings import SETTINGS, resolve
 
 Prompt = dict[str, str]
 
 HEXPHI_REPO = "LLM-Tuning-Safety/HEx-PHI"
 ADVBENCH_REPO = "walledai/AdvBench"
 ADVBENCH_SIZE = 80
-DATA_ENV = "SAFETY_BENCH_DATA"
-BENIGN_ENV = "SAFETY_BENCH_BENIGN"
-ADVBENCH_ENV = "SAFETY_BENCH_ADVBENCH"
-DEFAULT_SOURCE = "hexphi"
+DATA_ENV = SETTINGS["data"].env
+BENIGN_ENV = SETTINGS["benign"].env
+ADVBENCH_ENV = SETTINGS["advbench"].env
+DEFAULT_SOURCE = str(SETTINGS["data"].default)
 MINI_PER_CATEGORY = 8
 
 
@@ -35,11 +36,9 @@ class DataSourceError(RuntimeError):
     """A prompt source could not be read; the message says what to do about it."""
 
 
-def resolve_source(metadata: Mapping[str, object] | None = None, key: str = "data",
-                   env: str = DATA_ENV, default: str = DEFAULT_SOURCE) -> str:
-    """Pick the source from lm-eval metadata, then the environment, then the default."""
-    value = (metadata or {}).get(key) or os.environ.get(env) or default
-    return str(value)
+def resolve_source(metadata: Mapping[str, object] | None = None, key: str = "data") -> str:
+    """The prompt source from lm-eval metadata, then the environment, then the default (settings.py)."""
+    return str(resolve(key, (metadata or {}).get(key)))
 
 
 # ---------------------------------------------------------------- bundled sample set

@@ -14,13 +14,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from safety_bench.settings import env_value
+
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CACHE_ENV = "SAFETY_BENCH_CACHE"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "safety-bench")
+    root = env_value("cache") or os.path.join(os.path.expanduser("~"), ".cache", "safety-bench")
     return Path(root)
 
 

@@ -142,11 +142,9 @@ def task(setting: str, value: str) -> str:
     return value
 
 
-def judge(setting: str, value: str) -> str:
-    """A judge name the registry knows (a spec in judges/ or the user's judge folder), or a versioned name."""
-    from safety_bench.judges.registry import load_specs
-
-    names = sorted(load_specs())
+def judge(setting: str, value: str, names: Sequence[str]) -> str:
+    """A judge name among `names` (the registry's, which the command passes in: this module sits below
+    the judges package), or a versioned name `NAME@VERSION` of one."""
     base = str(value).split("@", 1)[0]
     if base not in names:
         raise UsageError(setting, value, "unknown judge", names)

@@ -9,7 +9,7 @@ from safety_bench.cli import _lm_eval_argv, main
 from safety_bench.records import parse_verdict
 from safety_bench.resources import tasks_dir
 
-from conftest import build_talkative_model
+from helpers.models import build_talkative_model
 
 
 def _samples(folder: Path) -> list[dict]:

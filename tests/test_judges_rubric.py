@@ -18,7 +18,7 @@ from safety_bench.judges.run import judge_file
 from safety_bench.metrics import wilson_interval
 from safety_bench.records import parse_verdict
 
-from judges_fake_api import start_server
+from helpers.fake_openai import start_server
 
 SECRET = "sk-test-secret-never-written-0123456789"
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from safety_bench.landscape.generation import (
+from safety_bench.landscape.grid import build_grid
+from safety_bench.orchestration.generation import (
     CPU_BATCH,
     MAX_AUTO_BATCH,
     MEMORY_FRACTION,
@@ -17,10 +18,9 @@ from safety_bench.landscape.generation import (
     kv_cache_kwargs,
     per_sequence_bytes,
 )
-from safety_bench.landscape.grid import build_grid
-from safety_bench.landscape.sweep import SweepConfig, Sweeper
+from safety_bench.orchestration.sweep import SweepConfig, Sweeper
 
-from conftest import build_talkative_model
+from helpers.models import build_talkative_model
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_gpu_memory_plan_for_a_7b_shape_matches_the_sweeps_decisions():
     24 GB the original goes to host memory and the batch shrinks."""
     from transformers import LlamaConfig
 
-    from safety_bench.landscape.generation import plan_gpu_memory, sequence_bytes
+    from safety_bench.orchestration.generation import plan_gpu_memory, sequence_bytes
 
     config = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                          num_attention_heads=32, num_key_value_heads=32)
@@ -121,7 +121,7 @@ def test_gpu_memory_plan_for_a_7b_shape_matches_the_sweeps_decisions():
 
 def test_dry_run_gpu_plan_reads_the_model_config(talkative, monkeypatch):
     """The dry run's GPU section (run here with the free-memory query answered for a 10 GB card)."""
-    from safety_bench.landscape.cli import _gpu_plan_lines
+    from safety_bench.commands.landscape import _gpu_plan_lines
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 10**9, 10 * 10**9))
     config = SweepConfig(model=str(talkative), grid=build_grid("1d_random", points=3), max_gen_toks=64,

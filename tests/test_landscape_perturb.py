@@ -21,7 +21,7 @@ def _snapshot(model):
 
 @pytest.fixture(scope="module")
 def tiny_b(tmp_path_factory):
-    from conftest import build_tiny_model
+    from helpers.models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tinyb") / "model", seed=1)
 
@@ -79,7 +79,7 @@ def test_interpolation_end_points(tiny_model, tiny_b, dtype):
 
 
 def test_checkpoint_mismatch_names_the_tensor(tiny_model, tmp_path):
-    from conftest import build_tiny_model
+    from helpers.models import build_tiny_model
 
     other = build_tiny_model(tmp_path / "wide", hidden=48)
     with pytest.raises(CheckpointMismatch, match=r"model\.embed_tokens\.weight.*shape"):

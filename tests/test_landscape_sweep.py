@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from safety_bench.landscape.grid import build_grid
-from safety_bench.landscape.sweep import ConfigMismatch, SweepConfig, Sweeper, merge_shards, point_dir, run_sweep
+from safety_bench.orchestration.sweep import ConfigMismatch, SweepConfig, Sweeper, merge_shards, point_dir, run_sweep
 
-from conftest import build_talkative_model
+from helpers.models import build_talkative_model
 
 
 def _config(model: Path, **over) -> SweepConfig:
@@ -121,7 +121,7 @@ KILLABLE = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     from test_landscape_sweep import _config
-    from safety_bench.landscape.sweep import run_sweep
+    from safety_bench.orchestration.sweep import run_sweep
     from pathlib import Path
     run_sweep(_config(Path({model!r})), {out!r}, progress=False, on_point=lambda p: time.sleep(30))
 """)
@@ -176,7 +176,7 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tiny_model):
     import importlib.util
 
     from safety_bench.landscape.grid import build_grid
-    from safety_bench.landscape.sweep import SweepConfig, load_model
+    from safety_bench.orchestration.sweep import SweepConfig, load_model
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed: this test covers machines without it")

@@ -17,7 +17,7 @@ from safety_bench.leaderboard.render import write_board
 from safety_bench.leaderboard.store import BASE, Store
 from safety_bench.records import parse_verdict
 
-from conftest import build_tiny_model
+from helpers.models import build_tiny_model
 
 SCRIPT = "<script>alert('pwned')</script>"
 
@@ -39,13 +39,19 @@ class ScriptedRubric:
 
 
 def landscape_fixture(folder: Path, visage: float, weights_id: str) -> Path:
-    """TEST DATA written to DESIGN.md's landscape.json contract (not a real sweep)."""
+    """TEST DATA written to DESIGN.md's landscape.json contract (not a real sweep): two direction curves whose
+    VISAGE values are `visage` ∓ 1 (flat margins, saturated ends that the reference trimming drops), with the
+    VISAGE block computed from those curves, so the fixture is consistent with itself."""
+    from safety_bench.landscape.visage import summarize_visage
+
     folder.mkdir(parents=True, exist_ok=True)
-    curves = [[100.0, 20.0, 10.0, 20.0, 100.0], [100.0, 30.0, 10.0, 30.0, 100.0]]
+    curves = [[100.0] + [100.0 - (visage + d)] * 3 + [100.0] for d in (-1.0, 1.0)]
+    summary = summarize_visage(curves)
+    assert summary["mean"] == pytest.approx(visage) and summary["per_direction"] == pytest.approx([visage - 1,
+                                                                                                  visage + 1])
     land = {"kind": "1d_random", "coords": [[-0.5, -0.25, 0.0, 0.25, 0.5]], "directions": [0, 1],
             "judges": ["keyword"], "task": "safety_landscape_mini", "asr": {"keyword": curves},
-            "visage": {"keyword": {"mean": visage, "ci": [visage - 2, visage + 2],
-                                   "per_direction": [visage - 1, visage + 1], "untrimmed": visage - 10}},
+            "visage": {"keyword": summary},
             "model": {"name": folder.name, "weights_id": weights_id}, "prompt_set_hash": "test",
             "software": {"test": "1"}, "timing": {"seconds": 1}}
     (folder / "landscape.json").write_text(json.dumps(land))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from safety_bench.leaderboard import lock
-from safety_bench.leaderboard.nightly import Evaluator, load_config, run_nightly
+from safety_bench.orchestration.nightly import Evaluator, load_config, run_nightly
 
-from conftest import build_tiny_model
+from helpers.models import build_tiny_model
 
 
 class Counting:
@@ -107,9 +107,7 @@ data: sample
 tasks: [safety_landscape_mini]
 judges: [keyword]
 generation: {batch_size: 8, max_gen_toks: 2, device: cpu}
-sweep:
-  args: [--data, sample, --points, "3", --range, "0.2", --limit, "2", --max-gen-toks, "2", --device, cpu,
-         --no-progress]
+sweep: {points: 3, range: 0.2, limit: 2, max_gen_toks: 2, device: cpu}
 models:
   - {name: swept, path: ckpt}
 """)
@@ -129,6 +127,17 @@ models:
     again = run_nightly(cfg)
     assert again.sweeps == 0 and again.generations == 0
     assert "swept: landscape sweep up to date" in again.skipped
+
+
+def test_sweep_settings_from_yaml_keys_or_legacy_args():
+    from safety_bench.orchestration.nightly import NightlyConfig, sweep_settings
+
+    cfg = NightlyConfig(models=[], store=Path("s"), out=Path("o"), data="sample")
+    legacy = sweep_settings({"args": ["--points", "3", "--judge", "keyword", "--judge", "refusal_heuristic",
+                                      "--max-gen-toks=2", "--no-progress"]}, cfg)
+    assert legacy == {"points": "3", "judges": ["keyword", "refusal_heuristic"], "max_gen_toks": "2",
+                      "data": "sample", "system_prompt": "default"}
+    assert sweep_settings({"points": 3, "data": "hexphi"}, cfg)["data"] == "hexphi"
 
 
 def test_cli_exit_code_and_lock_blocks_a_second_run(config: Path, capsys):

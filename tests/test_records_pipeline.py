@@ -15,7 +15,7 @@ from safety_bench.jsonio import read_json, read_jsonl, write_jsonl
 from safety_bench.metrics import kind_metrics, summarize_group
 from safety_bench.records import VERDICT_FIELDS, JudgedRecord, Verdict, records_from_samples
 
-from judges_fake_api import start_server
+from helpers.fake_openai import start_server
 
 
 def test_verdict_fields_are_the_dataclass_fields_and_round_trip():

@@ -7,7 +7,7 @@ import lm_eval.api.task as task_module
 import lm_eval.evaluator as evaluator
 import pytest
 
-from safety_bench.harness.repeated_runs import repeated_runs
+from safety_bench.harness.lm_eval_compat import repeated_runs
 
 
 def test_environment_report_computed_once_then_replayed(monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import build_tiny_model
+from helpers.models import build_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from safety_bench.cli import main
 from safety_bench.training import core
 from safety_bench.training.align import AlignConfig, align, merge_adapter
 
-from training_helpers import build_trainable_tiny
+from helpers.training import build_trainable_tiny
 
 FAST = ["--harmful-per-category", "2", "--benign-limit", "6", "--distill-max-new-tokens", "6",
         "--max-steps", "16", "--epochs", "8", "--lr", "1e-2", "--batch-size", "8", "--quiet"]

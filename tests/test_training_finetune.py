@@ -8,7 +8,7 @@ import pytest
 
 from safety_bench.cli import main
 
-from training_helpers import build_trainable_tiny
+from helpers.training import build_trainable_tiny
 
 FAST = ["--max-steps", "12", "--epochs", "10", "--batch-size", "4", "--limit", "8", "--quiet"]
 

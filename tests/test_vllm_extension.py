@@ -9,6 +9,12 @@ import pytest
 import torch
 
 from safety_bench.harness.perturbed_vllm import VLLMPerturbation, check_data_parallel
+from safety_bench.harness.vllm_extension import (
+    Layout,
+    LayoutError,
+    SafetyBenchWorkerExtension,
+    plan_parameter,
+)
 from safety_bench.landscape.directions import (
     Selection,
     direction_for,
@@ -18,12 +24,6 @@ from safety_bench.landscape.directions import (
     unique_parameters,
 )
 from safety_bench.landscape.perturb import TOWARDS, Perturber
-from safety_bench.landscape.vllm_extension import (
-    Layout,
-    LayoutError,
-    SafetyBenchWorkerExtension,
-    plan_parameter,
-)
 
 PAD = 64  # vLLM's vocabulary padding
 
@@ -223,7 +223,7 @@ def test_replicated_kv_slices_count_once_in_the_norm(tiny_model):
 
 
 def test_untied_head_and_exclusions(tmp_path):
-    from conftest import build_tiny_model
+    from helpers.models import build_tiny_model
 
     folder = build_tiny_model(tmp_path / "untied", seed=3, tie=False)
     selection = Selection(exclude=("norm", "k_proj"))
@@ -243,7 +243,7 @@ def test_untied_head_and_exclusions(tmp_path):
 
 
 def test_interpolation_towards_a_checkpoint(tiny_model, tmp_path):
-    from conftest import build_tiny_model
+    from helpers.models import build_tiny_model
 
     target = build_tiny_model(tmp_path / "b", seed=1)
     llm, config = fake_engine(tiny_model, 2)

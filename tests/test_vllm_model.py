@@ -12,7 +12,7 @@ import torch
 from test_vllm_extension import FakeLLM, FakeWorker, _hf, _load, module_from, vllm_layout
 
 import safety_bench.harness.perturbed_vllm as pv
-from safety_bench.landscape.vllm_extension import EXTENSION
+from safety_bench.harness.vllm_extension import EXTENSION
 
 NO_VLLM = importlib.util.find_spec("vllm") is None
 

@@ -7,7 +7,12 @@ exists, so an lm-eval upgrade breaks loudly here instead of silently elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import copy
+import functools
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 CHECKED_VERSIONS = ("0.4.13",)
@@ -78,21 +83,160 @@ def honour_callable_group_aggregation() -> None:
     Group.aggregate = aggregate  # type: ignore[method-assign]
 
 
-def check() -> list[str]:
-    """What this module relies on and can no longer find (empty when all is there)."""
-    problems = []
-    try:
-        import lm_eval.models as models
+# ---------------------------------------------------------------------- lm-eval in a loop (the sweep)
+# lm-eval is built for one evaluation per process. Two of its per-call costs are pure overhead when a sweep
+# calls it 21 or 441 times in one process: the environment report (`add_env_info` runs `pip list` and friends
+# in subprocesses, ~0.3 s per call) and the git hash, which cannot change between points; and one progress
+# bar per task per point while building requests. Inside `repeated_runs()` the first call computes the
+# environment report and later ones reuse it; request building is silent. Results are otherwise exactly
+# what a stock `simple_evaluate` returns.
 
-        if not hasattr(models, "MODEL_MAPPING"):
-            problems.append("lm_eval.models.MODEL_MAPPING")
-    except ImportError as exc:
-        problems.append(f"lm_eval.models: {exc}")
+def _once(add_info: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """`add_info(storage)` computed on the first call, its additions replayed on later calls."""
+    added: dict[str, Any] = {}
+
+    def replay(storage: dict[str, Any]) -> None:
+        if not added:
+            before = set(storage)
+            add_info(storage)
+            added.update({k: copy.deepcopy(v) for k, v in storage.items() if k not in before})
+            return
+        storage.update(copy.deepcopy(added))
+
+    return replay
+
+
+@contextmanager
+def repeated_runs() -> Iterator[None]:
+    """Make repeated `lm_eval.simple_evaluate` calls in this process cheap (see the module docstring)."""
+    import lm_eval.api.task as task_module
+    import lm_eval.evaluator as evaluator
+
+    saved = (evaluator.add_env_info, evaluator.get_git_commit_hash, task_module.tqdm)
+    git_hash = functools.lru_cache(maxsize=1)(saved[1])
+    evaluator.add_env_info = _once(saved[0])
+    evaluator.get_git_commit_hash = git_hash
+    task_module.tqdm = functools.partial(saved[2], disable=True)
     try:
-        from lm_eval.api.group import Group
-    except ImportError as exc:
-        return [f"lm_eval.api.group.Group: {exc}"]
-    for name in ("aggregate", "get_all_tasks", "aggregate_metric_list"):
-        if not hasattr(Group, name) and name not in getattr(Group, "__dataclass_fields__", {}):
-            problems.append(f"lm_eval.api.group.Group.{name}")
+        yield
+    finally:
+        evaluator.add_env_info, evaluator.get_git_commit_hash, task_module.tqdm = saved
+
+
+class GenerationTimer:
+    """Wraps an lm-eval model's `generate_until` to separate generation time from lm-eval's overhead, and
+    silences its per-call progress bar (`disable_tqdm`, a keyword lm-eval's models accept)."""
+
+    def __init__(self, lm: Any) -> None:
+        self.seconds = 0.0
+        inner = lm.generate_until
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("disable_tqdm", True)  # the sweep has its own progress bar over points
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        lm.generate_until = timed
+
+
+def set_batch_size(lm: Any, batch: int) -> None:
+    """Change a loaded HFLM's batch size in place (its private `batch_size_per_gpu`; no public setter)."""
+    lm.batch_size_per_gpu = int(batch)
+
+
+# ---------------------------------------------------------------------- lm-eval's own CLI, in-process
+
+def run_cli(argv: Sequence[str]) -> None:
+    """Run `lm_eval run ARGV` in this process (lm-eval's CLI class reads `sys.argv`; restored afterwards)."""
+    from lm_eval._cli import HarnessCLI
+    from lm_eval.utils import setup_logging
+
+    setup_logging()
+    saved = sys.argv
+    sys.argv = ["lm_eval", "run", *argv]
+    try:
+        cli = HarnessCLI()
+        cli.execute(cli.parse_args())
+    finally:
+        sys.argv = saved
+
+
+# ---------------------------------------------------------------------- chat templates
+
+def with_system_turn_kept(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`fewshot_context` keyword arguments whose chat template always receives a system turn.
+
+    lm-eval drops an empty system message, so the template's default system prompt comes back; the
+    `empty` system-prompt preset wraps the `chat_template` callable lm-eval passes (a private keyword of
+    `ConfigurableTask.fewshot_context`) so that an explicit empty system turn reaches the template."""
+    template = kwargs.get("chat_template")
+    if kwargs.get("apply_chat_template") and template is not None:
+        kwargs = {**kwargs, "chat_template": functools.partial(_with_empty_system_turn, template)}
+    return kwargs
+
+
+def _with_empty_system_turn(template: Any, messages: list[dict[str, str]], *args: Any, **kwargs: Any) -> str:
+    if not messages or messages[0].get("role") != "system":
+        messages = [{"role": "system", "content": ""}, *messages]
+    return template(messages, *args, **kwargs)
+
+
+# ---------------------------------------------------------------------- the check
+
+REQUIRED: tuple[tuple[str, str], ...] = (
+    ("lm_eval.models", "MODEL_MAPPING"),
+    ("lm_eval.api.registry", "model_registry"),
+    ("lm_eval.api.group", "Group.aggregate"),
+    ("lm_eval.api.group", "Group.get_all_tasks"),
+    ("lm_eval.config.group", "AggMetricConfig"),
+    ("lm_eval.evaluator", "add_env_info"),
+    ("lm_eval.evaluator", "get_git_commit_hash"),
+    ("lm_eval.api.task", "tqdm"),
+    ("lm_eval.api.task", "ConfigurableTask.fewshot_context"),
+    ("lm_eval._cli", "HarnessCLI"),
+    ("lm_eval.utils", "setup_logging"),
+    ("lm_eval.models.huggingface", "HFLM"),
+)
+
+
+def check() -> list[str]:
+    """What this module relies on and can no longer find in the installed lm-eval (empty when all is there)."""
+    import importlib
+    import inspect
+
+    problems = []
+    for module_name, dotted in REQUIRED:
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError as exc:
+            problems.append(f"{module_name}: cannot import ({exc})")
+            continue
+        for part in dotted.split("."):
+            if not hasattr(obj, part):
+                problems.append(f"{module_name}.{dotted}")
+                break
+            obj = getattr(obj, part)
+    try:
+        from lm_eval.api.task import ConfigurableTask
+        from lm_eval.models.huggingface import HFLM
+
+        if "chat_template" not in inspect.signature(ConfigurableTask.fewshot_context).parameters:
+            problems.append("lm_eval.api.task.ConfigurableTask.fewshot_context(chat_template=...)")
+        if "batch_size_per_gpu" not in inspect.getsource(HFLM.__init__):
+            problems.append("lm_eval.models.huggingface.HFLM.batch_size_per_gpu")
+    except (ImportError, OSError, TypeError) as exc:
+        problems.append(f"lm-eval introspection failed: {exc}")
     return problems
+
+
+def assert_compatible() -> None:
+    """Raise with every missing name, the installed lm-eval version and the versions this was checked with."""
+    problems = check()
+    if problems:
+        from importlib.metadata import version
+
+        raise RuntimeError(f"safety-bench relies on lm-eval internals that lm-eval {version('lm_eval')} lacks: "
+                           f"{'; '.join(problems)} (checked against lm-eval {', '.join(CHECKED_VERSIONS)})")

@@ -1,6 +1,6 @@
 """lm-eval model type `perturbed-vllm`: a vLLM engine moved to one point of its weight landscape.
 
-The weights move inside the engine's own workers (`safety_bench.landscape.vllm_extension`), in place,
+The weights move inside the engine's own workers (`safety_bench.harness.vllm_extension`), in place,
 through `collective_rpc` with plain arguments, so tensor parallelism works and no weights cross the
 host↔device boundary per point. Every `vllm` model argument works, plus those of `perturbed`:
   alpha, beta, seed, seed2, towards (a full checkpoint folder), extra_seeds, include, exclude,
@@ -27,8 +27,8 @@ from typing import Any
 
 from safety_bench.harness.lm_eval_compat import register_model_type
 from safety_bench.harness.point import PointMixin, cache_flag, init_point_state
+from safety_bench.harness.vllm_extension import EXTENSION, Layout, merge_norm_parts
 from safety_bench.landscape.directions import Selection
-from safety_bench.landscape.vllm_extension import EXTENSION, Layout, merge_norm_parts
 
 log = logging.getLogger("safety_bench.landscape")
 

@@ -8,10 +8,11 @@ default comes back; the `empty` preset therefore travels as a sentinel on the do
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
-SYSTEM_PROMPT_ENV = "SAFETY_BENCH_SYSTEM_PROMPT"
+from safety_bench.settings import SETTINGS, resolve
+
+SYSTEM_PROMPT_ENV = SETTINGS["system_prompt"].env
 EMPTY_SYSTEM_SENTINEL = "[safety-bench: explicit empty system prompt]"
 
 SAFETY_SYSTEM_PROMPT = (
@@ -29,7 +30,7 @@ PRESETS: dict[str, str] = {
 
 def resolve_system_prompt(metadata: Mapping[str, object] | None = None) -> tuple[str, str]:
     """Return (preset label, text for the document's `system_prompt` field)."""
-    value = str((metadata or {}).get("system_prompt") or os.environ.get(SYSTEM_PROMPT_ENV) or "default")
+    value = str(resolve("system_prompt", (metadata or {}).get("system_prompt")))
     if value.startswith("text:"):
         return "custom", value[len("text:"):]
     if value not in PRESETS:

@@ -19,7 +19,11 @@ from lm_eval.api.task import ConfigurableTask
 
 from safety_bench import data
 from safety_bench.categories import BY_SLUG, SLUGS
-from safety_bench.harness.lm_eval_compat import honour_callable_group_aggregation, pooled_over_scored
+from safety_bench.harness.lm_eval_compat import (
+    honour_callable_group_aggregation,
+    pooled_over_scored,
+    with_system_turn_kept,
+)
 from safety_bench.harness.system_prompts import EMPTY_SYSTEM_SENTINEL, resolve_system_prompt
 from safety_bench.judges.base import JudgeInput, Verdict
 from safety_bench.metrics import kind_metrics
@@ -32,20 +36,18 @@ from safety_bench.records import (
     parse_verdict,
     prompt_kind_of,
 )
+from safety_bench.settings import SETTINGS, resolve
 
 log = logging.getLogger("safety_bench")
 honour_callable_group_aggregation()  # the groups' pooled rates (lm_eval_compat)
 
-JUDGE_ENV = "SAFETY_BENCH_JUDGE"
-DEFAULT_JUDGE = "keyword"
+DEFAULT_JUDGE = str(SETTINGS["judge"].default)
 
 
 def _settings(metadata: dict[str, Any]) -> dict[str, str]:
-    import os
-
     preset, system_text = resolve_system_prompt(metadata)
     return {
-        "judge": str(metadata.get("judge") or os.environ.get(JUDGE_ENV) or "keyword"),
+        "judge": str(resolve("judge", metadata.get("judge"))),
         "system_prompt_preset": preset,
         "system_prompt": system_text,
     }
@@ -103,17 +105,15 @@ def load_mini(**metadata: Any) -> datasets.DatasetDict:
 
 def load_advbench(**metadata: Any) -> datasets.DatasetDict:
     """`safety_advbench80`: AdvBench's first 80 behaviours (hub, or a CSV via metadata `advbench`)."""
-    import os
 
-    source = str(metadata.get("advbench") or os.environ.get(data.ADVBENCH_ENV) or "hub")
+    source = str(resolve("advbench", metadata.get("advbench")))
     return _as_dataset(data.advbench_prompts(source), metadata)
 
 
 def load_benign(**metadata: Any) -> datasets.DatasetDict:
     """`safety_benign`: safe prompts for over-refusal (bundled, or metadata `benign` = JSONL/CSV path)."""
-    import os
 
-    source = str(metadata.get("benign") or os.environ.get(data.BENIGN_ENV) or "sample")
+    source = str(resolve("benign", metadata.get("benign")))
     return _as_dataset(data.benign_prompts(source), metadata, kind=BENIGN_KIND)
 
 
@@ -129,9 +129,7 @@ class SafetyTask(ConfigurableTask):
     def fewshot_context(self, doc: dict, num_fewshot: int, *args: Any, **kwargs: Any):  # type: ignore[override]
         if isinstance(doc, dict) and doc.get("system_prompt") == EMPTY_SYSTEM_SENTINEL:
             doc = {**doc, "system_prompt": ""}
-            template = kwargs.get("chat_template")
-            if kwargs.get("apply_chat_template") and template is not None:
-                kwargs["chat_template"] = functools.partial(_with_empty_system_turn, template)
+            kwargs = with_system_turn_kept(kwargs)
         return super().fewshot_context(doc, num_fewshot, *args, **kwargs)
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any):  # type: ignore[override]
@@ -141,12 +139,6 @@ class SafetyTask(ConfigurableTask):
             context, gen_kwargs = request.arguments
             request.arguments = (context, {**gen_kwargs, "max_gen_toks": 1})
         return request
-
-
-def _with_empty_system_turn(template: Any, messages: list[dict[str, str]], *args: Any, **kwargs: Any) -> str:
-    if not messages or messages[0].get("role") != "system":
-        messages = [{"role": "system", "content": ""}, *messages]
-    return template(messages, *args, **kwargs)
 
 
 # ---------------------------------------------------------------------- judging and metrics

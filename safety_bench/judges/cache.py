@@ -27,10 +27,11 @@ from typing import Any
 
 from safety_bench.judges.base import Judge, JudgeInput, Verdict
 from safety_bench.records import VERDICT_FIELDS
+from safety_bench.settings import SETTINGS
 
 log = logging.getLogger("safety_bench.judges")
 
-CACHE_ENV = "SAFETY_BENCH_JUDGE_CACHE"
+CACHE_ENV = SETTINGS["judge_cache"].env
 CACHE_FILE = "judge_cache.sqlite"
 SCHEMA_VERSION = "1"
 _OFF = {"", "0", "off", "none", "false", "no", "disable", "disabled"}
@@ -41,7 +42,7 @@ def default_cache_path() -> Path | None:
     """`SAFETY_BENCH_JUDGE_CACHE` (a file path, or `off`), else `<safety-bench cache dir>/judge_cache.sqlite`."""
     from safety_bench.models import cache_dir
 
-    env = os.environ.get(CACHE_ENV)
+    env = os.environ.get(SETTINGS["judge_cache"].env)  # an empty value means off, so read it raw
     if env is not None:
         return None if env.strip().lower() in _OFF else Path(env).expanduser()
     return cache_dir() / CACHE_FILE

@@ -26,8 +26,9 @@ import yaml
 from safety_bench.judges.base import Judge
 from safety_bench.judges.cache import CachedJudge, JudgeCache, open_cache
 from safety_bench.resources import judges_dir
+from safety_bench.settings import SETTINGS, env_value
 
-JUDGES_DIR_ENV = "SAFETY_BENCH_JUDGES_DIR"
+JUDGES_DIR_ENV = SETTINGS["judges_dir"].env
 ENTRY_POINT_GROUP = "safety_bench.judges"
 
 
@@ -55,7 +56,7 @@ class JudgeSpec:
 
 def _spec_files(extra_dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     dirs = [judges_dir()]
-    dirs += [Path(d) for d in os.environ.get(JUDGES_DIR_ENV, "").split(os.pathsep) if d]
+    dirs += [Path(d) for d in (env_value("judges_dir") or "").split(os.pathsep) if d]
     dirs += [Path(d) for d in extra_dirs]
     files: list[Path] = []
     for d in dirs:
@@ -139,7 +140,7 @@ _SHARED: dict[tuple[str, str], Judge] = {}
 def shared_judge(name: str) -> Judge:
     """One judge instance per name and process (lm-eval calls the filter once per subtask: a classifier
     is loaded once, and the API client's usage adds up over the whole group)."""
-    key = (name, os.environ.get(JUDGES_DIR_ENV, "") + "|" + os.environ.get("SAFETY_BENCH_JUDGE_CACHE", ""))
+    key = (name, f"{env_value('judges_dir')}|{env_value('judge_cache')}")
     if key not in _SHARED:
         _SHARED[key] = get_judge(name)
     return _SHARED[key]

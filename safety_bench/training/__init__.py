@@ -7,19 +7,20 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
+from safety_bench.settings import SETTINGS, env_value
+
 SHIPPED_ADAPTER = "smollm2-aligned-lora"
-ADAPTER_ENV = "SAFETY_BENCH_ALIGNED_ADAPTER"
+ADAPTER_ENV = SETTINGS["aligned_adapter"].env
 
 
 def shipped_adapter_dir() -> Path:
     """The shipped aligned SmolLM2 LoRA adapter: `$SAFETY_BENCH_ALIGNED_ADAPTER`, the package's bundled copy
     (`safety_bench.bundled_artifacts`, if the wheel maps one), or the checkout's `artifacts/` folder."""
     candidates = []
-    if os.environ.get(ADAPTER_ENV):
-        candidates.append(Path(os.environ[ADAPTER_ENV]))
+    if env_value("aligned_adapter"):
+        candidates.append(Path(str(env_value("aligned_adapter"))))
     spec = importlib.util.find_spec("safety_bench.bundled_artifacts")
     if spec is not None and spec.submodule_search_locations:
         candidates += [Path(loc) / SHIPPED_ADAPTER for loc in spec.submodule_search_locations]

@@ -188,7 +188,7 @@ def plan_parameter(name: str, shape: Sequence[int], hf_shapes: Mapping[str, Sequ
         raise LayoutError(
             f"vLLM parameter {name!r} has no HF parameter of that name and {module!r} is not a known fused "
             f"module ({', '.join(sorted(FUSED))}); add its HF pieces to "
-            "safety_bench.landscape.vllm_extension.FUSED, or use the HF backend (`perturbed`)")
+            "safety_bench.harness.vllm_extension.FUSED, or use the HF backend (`perturbed`)")
     if planned != shape:
         raise LayoutError(f"vLLM parameter {name!r} has shape {shape}, the HF → vLLM mapping expects {planned} "
                           f"(tp_rank={layout.tp_rank}, tp_size={layout.tp_size}); this vLLM lays the model out "

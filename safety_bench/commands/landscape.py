@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from safety_bench.data import DATA_ENV
-from safety_bench.landscape.generation import CPU_BATCH, KV_CACHES
 from safety_bench.landscape.grid import KINDS, Grid, build_grid
+from safety_bench.orchestration.generation import CPU_BATCH, KV_CACHES
+from safety_bench.settings import resolve
 
 # The demo: SmolLM2-135M's basin is narrow (its answers turn to noise by |α| ≈ 0.2), so a ±0.2 range in
 # 9 steps of 0.05 resolves the edge; 16 new tokens are enough for the keyword judge's refusal openers.
@@ -69,7 +69,7 @@ def _metadata_problem(text: str | None) -> str | None:
 
 def _config(args: argparse.Namespace) -> Any:
     from safety_bench.landscape.directions import DEFAULT_EXCLUDE, parse_patterns
-    from safety_bench.landscape.sweep import SweepConfig
+    from safety_bench.orchestration.sweep import SweepConfig
 
     metadata = json.loads(args.metadata) if args.metadata else {}
     return SweepConfig(model=str(args.model), grid=_grid(args), task=args.task, judges=args.judge or ["keyword"],
@@ -99,7 +99,7 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
     """The grid, the number of generations and a rough time estimate, without loading the model."""
     import torch
 
-    from safety_bench.landscape.sweep import count_prompts
+    from safety_bench.orchestration.sweep import count_prompts
 
     grid = config.grid
     points = grid.shard(*shard)
@@ -135,7 +135,7 @@ def _gpu_plan_lines(config: Any, n_params: int, n_prompts: int) -> list[str]:
     import torch
     from transformers import AutoConfig
 
-    from safety_bench.landscape.generation import plan_gpu_memory
+    from safety_bench.orchestration.generation import plan_gpu_memory
 
     try:
         model_config = AutoConfig.from_pretrained(config.model)
@@ -169,7 +169,7 @@ def _apply_demo(args: argparse.Namespace) -> None:
 
 def _cmd_landscape(args: argparse.Namespace) -> int:
     from safety_bench.landscape.perturb import CheckpointMismatch
-    from safety_bench.landscape.sweep import ConfigMismatch, merge_shards, run_sweep
+    from safety_bench.orchestration.sweep import ConfigMismatch, merge_shards, run_sweep
 
     args.range_set = args.range is not None
     if args.range is None:
@@ -195,7 +195,7 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     args.max_gen_toks = args.max_gen_toks or 64
-    args.data = args.data or os.environ.get(DATA_ENV) or "hexphi"
+    args.data = resolve("data", args.data)
     problem = _metadata_problem(args.metadata)
     if problem:
         print(f"safety-bench landscape: {problem}", file=sys.stderr)

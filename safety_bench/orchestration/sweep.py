@@ -19,11 +19,12 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safety_bench.harness.lm_eval_compat import GenerationTimer, repeated_runs, set_batch_size
 from safety_bench.jsonio import write_json, write_jsonl
 from safety_bench.landscape.grid import Grid, Point
 from safety_bench.metrics import percent, summarize_group
@@ -49,7 +50,7 @@ class SweepConfig:
     grid: Grid
     task: str = "safety_landscape_mini"
     judges: list[str] = field(default_factory=lambda: ["keyword"])
-    data: str = "sample"
+    data: str = "hexphi"  # the real benchmark, as everywhere; the demo and tests pass "sample"
     system_prompt: str = "default"
     max_gen_toks: int = 64
     dtype: str = "auto"
@@ -59,8 +60,8 @@ class SweepConfig:
     exclude: list[str] = field(default_factory=lambda: ["norm"])
     name: str | None = None
     # execution only (not part of the hash)
-    batch_size: int | str = "auto"  # see landscape/generation.py
-    kv_cache: str = "auto"  # auto | static | dynamic (see landscape/generation.py)
+    batch_size: int | str = "auto"  # see orchestration/generation.py
+    kv_cache: str = "auto"  # auto | static | dynamic (see orchestration/generation.py)
     device: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     backend: str = "hf"  # "vllm": perturbed inside the engine (same directions); execution only
@@ -80,6 +81,39 @@ class SweepConfig:
             "towards_weights": towards_weights, "include": list(self.include), "exclude": list(self.exclude),
             "metadata": dict(sorted(self.metadata.items())),
         }
+
+
+GRID_KEYS = ("grid", "directions", "seed", "range", "points", "steps", "extra", "beta_range", "beta_points")
+CONFIG_KEYS = ("task", "judges", "data", "system_prompt", "max_gen_toks", "dtype", "limit", "towards", "include",
+               "exclude", "batch_size", "kv_cache", "device", "metadata", "backend")
+
+
+def config_from_settings(model: str, settings: Mapping[str, Any], name: str | None = None) -> SweepConfig:
+    """A sweep configured by plain data (the `sweep:` block of a nightly YAML): the keys are the landscape
+    command's flags without dashes (`grid`, `directions`, `points`, `task`, `judges`, `max_gen_toks`, ...)."""
+    from safety_bench.landscape.directions import DEFAULT_EXCLUDE, parse_patterns
+    from safety_bench.landscape.grid import build_grid
+
+    unknown = sorted(set(settings) - set(GRID_KEYS) - set(CONFIG_KEYS) - {"enabled"})
+    if unknown:
+        raise ValueError(f"unknown sweep setting(s) {', '.join(unknown)} "
+                         f"(valid: {', '.join(GRID_KEYS + CONFIG_KEYS)})")
+    g = {k: settings[k] for k in GRID_KEYS if settings.get(k) is not None}
+    grid = build_grid(str(g.pop("grid", "1d_random")), range_=float(g.pop("range", 0.5)),
+                      **{k: (float(v) if k == "beta_range" else int(v)) for k, v in g.items()})
+    judges = settings.get("judges") or ["keyword"]
+    fields = {k: settings[k] for k in CONFIG_KEYS if settings.get(k) is not None and k != "judges"}
+    for key in ("max_gen_toks", "limit"):
+        if key in fields:
+            fields[key] = int(fields[key])
+    if str(fields.get("batch_size", "auto")).isdigit():
+        fields["batch_size"] = int(fields["batch_size"])
+    if isinstance(fields.get("metadata"), str):
+        fields["metadata"] = json.loads(fields["metadata"])
+    fields["include"] = list(parse_patterns(fields.get("include")))
+    fields["exclude"] = list(parse_patterns(fields.get("exclude"), DEFAULT_EXCLUDE))
+    return SweepConfig(model=model, grid=grid, judges=[str(j) for j in ([judges] if isinstance(judges, str)
+                                                                         else judges)], name=name, **fields)
 
 
 def config_hash(identity: dict[str, Any]) -> str:
@@ -142,24 +176,6 @@ def write_point(out: Path, point_id: str, files: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------- one point
 
-class GenerationTimer:
-    """Wraps the model's `generate_until` to separate generation time from lm-eval's overhead."""
-
-    def __init__(self, lm: Any) -> None:
-        self.seconds = 0.0
-        inner = lm.generate_until
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("disable_tqdm", True)  # the sweep has its own progress bar over points
-            start = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-
-        lm.generate_until = timed
-
-
 def prompt_hash(records: Sequence[dict[str, Any]]) -> str:
     from safety_bench.data import prompt_set_hash
 
@@ -186,14 +202,14 @@ class Sweeper:
     def _fit_generation_to_device(self) -> None:
         """Resolve `auto` batch size and KV cache for the HF backend, and keep the batch's KV cache out of
         the perturber's direction cache."""
-        from safety_bench.landscape.generation import auto_batch_size, kv_cache_kwargs, per_sequence_bytes
+        from safety_bench.orchestration.generation import auto_batch_size, kv_cache_kwargs, per_sequence_bytes
 
         cfg, model = self.config, self.lm.model
         self.gen_kwargs.update(kv_cache_kwargs(model, cfg.kv_cache))
         batch = cfg.batch_size
         if batch == "auto":
             batch = min(auto_batch_size(model, cfg.max_gen_toks), max(1, count_prompts(cfg)))
-        self.lm.batch_size_per_gpu = int(batch)
+        set_batch_size(self.lm, int(batch))
         if next(model.parameters()).device.type == "cuda":
             self.lm.perturber.reserve_bytes = int(batch) * per_sequence_bytes(model, cfg.max_gen_toks)
         log.info("landscape: batch %d, %s KV cache", int(batch),
@@ -325,8 +341,6 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike[str], shard: tuple[int
 
         bar = tqdm(total=len(points), initial=len(points) - len(pending), unit="point",
                    desc="landscape", disable=not progress)
-        from safety_bench.harness.repeated_runs import repeated_runs
-
         lm_log = logging.getLogger("lm_eval")
         level = lm_log.level
         lm_log.setLevel(logging.ERROR)  # lm-eval repeats the same warnings at every point

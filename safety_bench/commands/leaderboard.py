@@ -94,8 +94,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_nightly(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.lock import LockHeld
-    from safety_bench.leaderboard.nightly import ConfigError, load_config, run_nightly
     from safety_bench.leaderboard.store import StoreError
+    from safety_bench.orchestration.nightly import ConfigError, load_config, run_nightly
 
     try:
         cfg = load_config(args.config)

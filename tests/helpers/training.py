@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import build_tiny_model
+from helpers.models import build_tiny_model
 
 
 def build_trainable_tiny(folder: Path) -> Path:

@@ -25,6 +25,7 @@ from safety_bench.leaderboard.ranking import build_board
 from safety_bench.leaderboard.remote import open_store
 from safety_bench.leaderboard.render import write_board
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, content_key
+from safety_bench.orchestration.sweep import config_from_settings, run_sweep
 from safety_bench.provenance import now_iso, software_versions, task_versions
 
 log = logging.getLogger("safety_bench.nightly")
@@ -199,30 +200,44 @@ def _sweep(store: Store, cfg: NightlyConfig, spec: ModelSpec, wid: str, report: 
     sweep = {**cfg.sweep, **(spec.sweep or {})}
     if not sweep.get("enabled", bool(sweep.get("args"))):
         return
-    args = [str(a).replace("{model}", spec.pretrained) for a in sweep.get("args") or []]
-    if "--model" not in args:
-        args = ["--model", spec.pretrained, *args]
-    if "--name" not in args:
-        args += ["--name", spec.name]
-    key = content_key("sweep", wid, args, task_versions(list(sweep.get("tasks") or [])))
+    settings = sweep_settings(sweep, cfg)
+    key = content_key("sweep", wid, settings, task_versions([str(settings.get("task", "safety_landscape_mini"))]))
     if any(r.key == key for r in store.runs(spec.name, LANDSCAPE)):
         report.skipped.append(f"{spec.name}: landscape sweep up to date")
         return
-    import argparse
-
-    from safety_bench.cli import build_parser, main
-
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
-    if "landscape" not in commands:
-        report.gaps.append(f"{spec.name}: a sweep is configured but this install has no `safety-bench landscape` "
-                           "command; base point evaluated, landscape not run")
-        return
     out = store.root / "sweeps" / key
-    code = main(["landscape", *args, "--out", str(out)])
-    if code != 0 or not (out / "landscape.json").exists():
-        raise RuntimeError(f"landscape sweep exited {code} without {out / 'landscape.json'}")
+    landscape = run_sweep(config_from_settings(spec.pretrained, settings, name=spec.name), out, progress=False)
+    if landscape is None or not (out / "landscape.json").exists():
+        raise RuntimeError(f"landscape sweep finished without {out / 'landscape.json'}")
     report.sweeps += 1
-    store.add_landscape(spec.name, out, {"model": {"weights_id": wid}, "key": key, "sweep_args": args})
+    store.add_landscape(spec.name, out, {"model": {"weights_id": wid}, "key": key, "sweep": settings})
+
+
+def sweep_settings(sweep: Mapping[str, Any], cfg: NightlyConfig) -> dict[str, Any]:
+    """The sweep's settings as data: YAML keys, or (older configs) `args`, the landscape command's flags.
+    The night's prompt source and system prompt apply unless the sweep sets its own."""
+    settings = {k: v for k, v in sweep.items() if k not in ("enabled", "args")}
+    args = [str(a) for a in sweep.get("args") or []]
+    i = 0
+    while i < len(args):
+        flag = args[i]
+        if not flag.startswith("--"):
+            raise ValueError(f"sweep args: expected a --flag, got {flag!r}")
+        key, _, value = flag[2:].partition("=")
+        key = key.replace("-", "_")
+        if not _:
+            has_value = i + 1 < len(args) and not args[i + 1].startswith("--")
+            value, i = (args[i + 1], i + 1) if has_value else ("true", i)
+        if key in ("no_progress", "dry_run"):
+            pass
+        elif key == "judge":
+            settings.setdefault("judges", []).append(value)
+        elif key not in ("model", "name", "out"):
+            settings[key] = value
+        i += 1
+    settings.setdefault("data", cfg.data)
+    settings.setdefault("system_prompt", cfg.system_prompt)
+    return settings
 
 
 def evaluate_model(store: Store, cfg: NightlyConfig, spec: ModelSpec, report: NightlyReport,

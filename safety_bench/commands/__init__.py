@@ -1,0 +1,1 @@
+"""The subcommands of `safety-bench`, one module per area: thin argument parsing over the library."""
