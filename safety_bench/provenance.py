@@ -13,7 +13,11 @@ import platform
 import re
 from collections.abc import Mapping
 from importlib import metadata as _metadata
+from pathlib import Path
 from typing import Any
+
+from safety_bench.resources import read_task_yaml, tasks_dir
+from safety_bench.weights_id import weights_id
 
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|api[_-]?key|auth|credential|cookie)", re.I)
 _SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_-]{8,}|Bearer\s+\S+)")
@@ -66,10 +70,6 @@ def pick_dtype(dtype: str | None, device: str) -> Any:
 
 def model_identity(model: str, name: str | None = None, dtype: str | None = None) -> dict[str, Any]:
     """A model as results name it: the user's name (default: the folder's), weights id, and dtype."""
-    from pathlib import Path
-
-    from safety_bench.weights_id import weights_id
-
     out: dict[str, Any] = {"name": name or Path(str(model).rstrip("/")).name, "weights_id": weights_id(model)}
     if dtype is not None:
         out["dtype"] = dtype
@@ -95,8 +95,6 @@ def redact(obj: Any) -> Any:
 
 def task_versions(names: list[str]) -> dict[str, Any]:
     """`metadata.version` of this suite's task YAMLs by task name, read without starting lm-eval."""
-    from safety_bench.resources import read_task_yaml, tasks_dir
-
     found: dict[str, Any] = {}
     base_version: Any = None
     template = tasks_dir() / "_safety_template_yaml"

@@ -13,13 +13,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from safety_bench.models import cache_dir
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack")
 _CACHE_NAME = "weights-id-cache.json"
 
 
 def _cache_path() -> Path:
-    from safety_bench.models import cache_dir
-
     return cache_dir() / _CACHE_NAME
 
 

@@ -26,6 +26,7 @@ from safety_bench.harness.lm_eval_compat import (
 )
 from safety_bench.harness.system_prompts import EMPTY_SYSTEM_SENTINEL, resolve_system_prompt
 from safety_bench.judges.base import JudgeInput, Verdict
+from safety_bench.judges.registry import shared_judge
 from safety_bench.metrics import kind_metrics
 from safety_bench.records import (
     BENIGN_KIND,
@@ -174,8 +175,6 @@ class JudgeFilter:
 
 
 def _judge_docs(name: str, docs: list[dict], resps: list[Any]) -> list[Verdict]:
-    from safety_bench.judges.registry import shared_judge  # one instance per process, cached
-
     items = [JudgeInput(instruction=d["instruction"], response=_first(r), category=d.get("category"),
                         id=d.get("id")) for d, r in zip(docs, resps, strict=True)]
     return shared_judge(name).judge(items)

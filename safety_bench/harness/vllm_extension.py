@@ -27,6 +27,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,7 +41,7 @@ from safety_bench.landscape.directions import (
     sumsq64,
     tensor_keys,
 )
-from safety_bench.landscape.perturb import TOWARDS, DirectionCache, keep_on
+from safety_bench.landscape.perturb import TOWARDS, CheckpointMismatch, DirectionCache, _read_state_dict, keep_on
 
 log = logging.getLogger("safety_bench.landscape")
 
@@ -282,10 +283,6 @@ class ShardPerturber:
 
     def _load_targets(self, folder: str) -> None:
         """θ_B laid out like this worker's parameters (fp32, on the device when it fits)."""
-        from pathlib import Path
-
-        from safety_bench.landscape.perturb import CheckpointMismatch, _read_state_dict
-
         if (Path(folder) / "adapter_config.json").is_file():
             raise CheckpointMismatch(f"{folder}: perturbed-vllm interpolates towards full checkpoints only; merge "
                                      "the adapter into its base model first (or use the HF backend `perturbed`)")

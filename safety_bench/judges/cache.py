@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.judges.base import Judge, JudgeInput, Verdict
+from safety_bench.models import cache_dir
 from safety_bench.records import VERDICT_FIELDS
 from safety_bench.settings import SETTINGS
 
@@ -40,8 +41,6 @@ _SQL_CHUNK = 400  # stays under SQLite's bound-parameter limit
 
 def default_cache_path() -> Path | None:
     """`SAFETY_BENCH_JUDGE_CACHE` (a file path, or `off`), else `<safety-bench cache dir>/judge_cache.sqlite`."""
-    from safety_bench.models import cache_dir
-
     env = os.environ.get(SETTINGS["judge_cache"].env)  # an empty value means off, so read it raw
     if env is not None:
         return None if env.strip().lower() in _OFF else Path(env).expanduser()

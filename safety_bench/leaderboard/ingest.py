@@ -7,6 +7,7 @@ arrives judged; records without a verdict are judged here with the judge the cal
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 from safety_bench.data import prompt_set_hash
 from safety_bench.jsonio import RecordError, read_json, read_jsonl
+from safety_bench.judges.registry import get_judge
+from safety_bench.judges.run import judge_records
 from safety_bench.leaderboard.store import RunInfo, Store, StoreError
 from safety_bench.metrics import split_kinds
 from safety_bench.provenance import software_versions, task_versions
@@ -25,6 +28,7 @@ from safety_bench.records import (
     records_from_samples,
     without_verdict,
 )
+from safety_bench.weights_id import weights_id
 
 
 def prompt_hashes(records: Iterable[Mapping[str, Any]]) -> dict[str, str | None]:
@@ -100,8 +104,6 @@ def _meta_from_results(results: Mapping[str, Any], samples: Mapping[str, Any], g
 
 
 def _date(value: Any) -> str | None:
-    import datetime as dt
-
     try:
         return dt.datetime.fromtimestamp(float(value), dt.timezone.utc).replace(microsecond=0).isoformat()
     except (TypeError, ValueError, OverflowError):
@@ -145,9 +147,6 @@ def judge_missing(generations: list[dict[str, Any]], judged: dict[str, list[dict
         judge_name = "keyword"
     if judge_name in judged:
         return judged, versions
-    from safety_bench.judges.registry import get_judge
-    from safety_bench.judges.run import judge_records
-
     judge = get_judge(judge_name)
     judged = {**judged, judge.name: judge_records(generations, judge)}
     versions[judge.name] = str(judge.version)
@@ -211,8 +210,6 @@ def _guess_weights_id(meta: Mapping[str, Any]) -> str | None:
     if not value:
         return None
     try:
-        from safety_bench.weights_id import weights_id
-
         return weights_id(value) if Path(value).exists() else None
     except (OSError, ImportError):
         return None

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.leaderboard.store import INDEX_NAME, Store, StoreError
+from safety_bench.models import cache_dir
 from safety_bench.provenance import redact_url
 
 log = logging.getLogger("safety_bench.leaderboard")
@@ -41,8 +42,6 @@ def is_remote(location: str | os.PathLike[str]) -> bool:
 
 
 def mirror_dir(url: str) -> Path:
-    from safety_bench.models import cache_dir
-
     return cache_dir() / "stores" / hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from safety_bench.landscape.perturb import fits
+
 CPU_BATCH = 32
 MAX_AUTO_BATCH = 512
 CONTEXT_TOKENS = 512  # prompt-side budget per sequence (chat template + system prompt + instruction)
@@ -89,8 +91,6 @@ def plan_gpu_memory(config: Any, dtype: torch.dtype, n_params: int, free_bytes: 
                     n_prompts: int, batch_size: int | str = "auto") -> MemoryPlan:
     """The same decisions the sweep makes after loading (`auto_batch_size`, the perturber's original copy and
     direction cache with its reserve), made from the config and the free memory before loading."""
-    from safety_bench.landscape.perturb import fits
-
     weights = n_params * torch.tensor([], dtype=dtype).element_size()
     original_on_device = fits(weights, free_bytes - weights)
     left = free_bytes - weights * (2 if original_on_device else 1)

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from safety_bench.harness import register, task_manager
+from safety_bench.judges.run import judge_records
 from safety_bench.leaderboard.ingest import add_lm_eval_results
 from safety_bench.leaderboard.lock import locked
 from safety_bench.leaderboard.ranking import build_board
@@ -27,6 +29,7 @@ from safety_bench.leaderboard.render import write_board
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, content_key
 from safety_bench.orchestration.sweep import config_from_settings, run_sweep
 from safety_bench.provenance import now_iso, software_versions, task_versions
+from safety_bench.weights_id import weights_id
 
 log = logging.getLogger("safety_bench.nightly")
 
@@ -122,8 +125,6 @@ def load_config(path: str | os.PathLike[str]) -> NightlyConfig:
 # ---------------------------------------------------------------------- keys
 
 def model_weights_id(spec: ModelSpec) -> str:
-    from safety_bench.weights_id import weights_id
-
     if spec.path:
         return weights_id(spec.path)
     if spec.revision and len(spec.revision) == 40 and all(c in "0123456789abcdef" for c in spec.revision):
@@ -152,8 +153,6 @@ class Evaluator:
     def __call__(self, spec: ModelSpec, settings: Mapping[str, Any]) -> dict[str, Any]:
         import lm_eval
 
-        from safety_bench.harness import register, task_manager
-
         register()
         if self._tm is None:
             self._tm = task_manager({
@@ -178,8 +177,6 @@ class Evaluator:
 
 def _judge_run(store: Store, run: RunInfo, judges: list[str], report: NightlyReport,
                get_judge: Callable[[str], Any]) -> None:
-    from safety_bench.judges.run import judge_records
-
     generations: list[dict[str, Any]] | None = None
     for name in judges:
         judge = get_judge(name)

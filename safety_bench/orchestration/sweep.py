@@ -24,12 +24,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
+from safety_bench.data import prompt_set_hash
+from safety_bench.harness import task_manager
 from safety_bench.harness.lm_eval_compat import GenerationTimer, repeated_runs, set_batch_size
 from safety_bench.jsonio import write_json, write_jsonl
-from safety_bench.landscape.grid import Grid, Point
+from safety_bench.judges.registry import get_judge
+from safety_bench.judges.run import judge_records
+from safety_bench.landscape.directions import DEFAULT_EXCLUDE, parse_patterns
+from safety_bench.landscape.grid import Grid, Point, build_grid
+from safety_bench.landscape.plots import plot_landscape
+from safety_bench.landscape.visage import summarize_visage
 from safety_bench.metrics import percent, summarize_group
+from safety_bench.orchestration.generation import auto_batch_size, kv_cache_kwargs, per_sequence_bytes
 from safety_bench.provenance import model_identity, software_versions
 from safety_bench.records import records_from_samples
+from safety_bench.weights_id import weights_id
 
 log = logging.getLogger("safety_bench.landscape")
 
@@ -91,9 +102,6 @@ CONFIG_KEYS = ("task", "judges", "data", "system_prompt", "max_gen_toks", "dtype
 def config_from_settings(model: str, settings: Mapping[str, Any], name: str | None = None) -> SweepConfig:
     """A sweep configured by plain data (the `sweep:` block of a nightly YAML): the keys are the landscape
     command's flags without dashes (`grid`, `directions`, `points`, `task`, `judges`, `max_gen_toks`, ...)."""
-    from safety_bench.landscape.directions import DEFAULT_EXCLUDE, parse_patterns
-    from safety_bench.landscape.grid import build_grid
-
     unknown = sorted(set(settings) - set(GRID_KEYS) - set(CONFIG_KEYS) - {"enabled"})
     if unknown:
         raise ValueError(f"unknown sweep setting(s) {', '.join(unknown)} "
@@ -177,8 +185,6 @@ def write_point(out: Path, point_id: str, files: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------- one point
 
 def prompt_hash(records: Sequence[dict[str, Any]]) -> str:
-    from safety_bench.data import prompt_set_hash
-
     return prompt_set_hash([{"id": str(r["id"]), "category": str(r["category"]),
                              "instruction": str(r["instruction"])} for r in records])
 
@@ -190,8 +196,6 @@ class Sweeper:
         self.config = config
         self.lm = lm if lm is not None else load_model(config)
         self.tm = task_manager if task_manager is not None else build_task_manager(config)
-        from safety_bench.judges.registry import get_judge
-
         self.judges = {name: get_judge(name) for name in config.judges}
         self.timer = GenerationTimer(self.lm)
         self.gen_kwargs: dict[str, Any] = {"max_gen_toks": config.max_gen_toks}
@@ -202,8 +206,6 @@ class Sweeper:
     def _fit_generation_to_device(self) -> None:
         """Resolve `auto` batch size and KV cache for the HF backend, and keep the batch's KV cache out of
         the perturber's direction cache."""
-        from safety_bench.orchestration.generation import auto_batch_size, kv_cache_kwargs, per_sequence_bytes
-
         cfg, model = self.config, self.lm.model
         self.gen_kwargs.update(kv_cache_kwargs(model, cfg.kv_cache))
         batch = cfg.batch_size
@@ -228,8 +230,6 @@ class Sweeper:
     def run_point(self, point: Point) -> dict[str, Any]:
         """Evaluate one point and return its files (not yet written)."""
         import lm_eval
-
-        from safety_bench.judges.run import judge_records
 
         cfg = self.config
         t0 = time.perf_counter()
@@ -304,8 +304,6 @@ def count_prompts(config: SweepConfig) -> int:
 
 
 def build_task_manager(config: SweepConfig) -> Any:
-    from safety_bench.harness import task_manager
-
     # lm-eval's judging filter runs the first requested judge; the sweep reuses its verdicts
     metadata = {"data": config.data, "system_prompt": config.system_prompt, "judge": config.judges[0],
                 **config.metadata}
@@ -315,8 +313,6 @@ def build_task_manager(config: SweepConfig) -> Any:
 # ---------------------------------------------------------------------- whole sweeps
 
 def _identity(config: SweepConfig) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    from safety_bench.weights_id import weights_id
-
     model = model_identity(config.model, config.name, config.dtype)
     tid = weights_id(config.towards) if config.towards else None
     identity = config.identity(model["weights_id"], tid)
@@ -337,8 +333,6 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike[str], shard: tuple[int
              len(pending))
     if pending:
         sweeper = sweeper or Sweeper(config)
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(points), initial=len(points) - len(pending), unit="point",
                    desc="landscape", disable=not progress)
         lm_log = logging.getLogger("lm_eval")
@@ -366,16 +360,12 @@ def finish(out: Path, config: SweepConfig, identity: dict[str, Any], digest: str
     """Build landscape.json and the plots from the point files."""
     landscape = assemble(out, config.grid, identity, digest, model, config)
     write_json(out / "landscape.json", landscape)
-    from safety_bench.landscape.plots import plot_landscape
-
     plot_landscape(landscape, out)
     return landscape
 
 
 def assemble(out: Path, grid: Grid, identity: dict[str, Any], digest: str, model: dict[str, Any],
              config: SweepConfig | None = None) -> dict[str, Any]:
-    from safety_bench.landscape.visage import summarize_visage
-
     infos = {p.id: json.loads((point_dir(out, p.id) / "point.json").read_text(encoding="utf-8"))
              for p in grid.points()}
     hashes = sorted({i["prompt_set_hash"] for i in infos.values()})
@@ -468,8 +458,6 @@ def merge_shards(shard_dirs: Sequence[str | os.PathLike[str]], out: str | os.Pat
     if first.get("towards") and landscape.get("towards"):
         landscape["towards"]["path"] = first["towards"]
     write_json(out / "landscape.json", landscape)
-    from safety_bench.landscape.plots import plot_landscape
-
     plot_landscape(landscape, out)
     return landscape
 

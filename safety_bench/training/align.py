@@ -17,12 +17,14 @@ shapes, which is what the landscape sweep interpolates between.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from safety_bench.models import SMOLLM2_NAME, smollm2_dir
 from safety_bench.provenance import pick_device, pick_dtype, software_versions
 from safety_bench.training import core, datasets
 
@@ -73,8 +75,6 @@ class AlignConfig:
 def resolve_model_dir(name: str | Path) -> tuple[Path, str]:
     """(folder, display name); `smollm2` stands for the embedded SmolLM2-135M-Instruct."""
     if str(name) == SMOLLM2_ALIAS:
-        from safety_bench.models import SMOLLM2_NAME, smollm2_dir
-
         return smollm2_dir(), SMOLLM2_NAME
     path = Path(name)
     if not (path / "config.json").is_file():
@@ -253,8 +253,6 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
 
 def _portable_adapter_config(folder: Path, base_name: str) -> None:
     """Record the base by the name the user gave (not a machine-specific cache path)."""
-    import json
-
     path = folder / "adapter_config.json"
     cfg = json.loads(path.read_text(encoding="utf-8"))
     cfg["base_model_name_or_path"] = base_name

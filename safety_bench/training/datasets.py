@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
+from safety_bench.data import bundled_benign_prompts, sample_prompts
 from safety_bench.jsonio import RecordError, parse_jsonl
 
 ALIGN_HARMFUL_FILE = "align_harmful.jsonl"
@@ -139,8 +140,6 @@ def word_jaccard(a: str, b: str) -> float:
 
 def evaluation_prompts() -> list[Record]:
     """Every prompt the suite evaluates with: the 88 harmful sample prompts and the 40 benign ones."""
-    from safety_bench.data import bundled_benign_prompts, sample_prompts
-
     return sample_prompts() + bundled_benign_prompts()
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from safety_bench.data import bundled_benign_prompts, sample_prompts
+from safety_bench.harness.system_prompts import PRESETS
+from safety_bench.judges.keyword import heuristic_is_refusal, paper_is_refusal
 from safety_bench.training import core
+from safety_bench.training.align import load_model, resolve_model_dir
 
 
 def refusal_check(model_dir: str | Path, adapter: str | Path | None = None, system: str = "default",
@@ -17,13 +21,7 @@ def refusal_check(model_dir: str | Path, adapter: str | Path | None = None, syst
                   benign_limit: int | None = None, device: str = "auto", progress: bool = True) -> dict:
     """Keyword ASR and refusal rates (fractions) on the sample harmful prompts, and refusal rates on the
     benign prompts (over-refusal), with every answer in `records`."""
-    from safety_bench.data import bundled_benign_prompts, sample_prompts
-    from safety_bench.judges.keyword import heuristic_is_refusal, paper_is_refusal
-    from safety_bench.training.align import load_model, resolve_model_dir
-
     if system not in core.SYSTEM_VARIANTS:
-        from safety_bench.harness.system_prompts import PRESETS
-
         if system not in PRESETS:
             raise ValueError(f"unknown system prompt preset {system!r}")
         system_text: str | None = PRESETS[system]
