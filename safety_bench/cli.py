@@ -10,9 +10,11 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from safety_bench.resources import tasks_dir
+from safety_bench.validation import UsageError, UserError
 
 AREA_CLIS = (
     "safety_bench.commands.judges",
@@ -136,16 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_user_error(command: str, exc: BaseException, verbose: bool) -> int:
+    """One line for an error the user can fix (exit 2); the traceback too with -v."""
+    if verbose:
+        traceback.print_exception(exc)
+    kind = "error: " if isinstance(exc, UsageError) else ""
+    print(f"safety-bench {command}: {kind}{exc}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from safety_bench.data import DataSourceError
-
+    verbose = any(a in ("-v", "--verbose") for a in argv[:1])
     if argv[:1] == ["eval"]:  # pass every flag, --help included, straight to lm-eval
         try:
             return run_lm_eval(argv[1:])
-        except DataSourceError as exc:  # a user's setting, not a bug: the message says what to do
-            print(f"safety-bench eval: {exc}", file=sys.stderr)
-            return 2
+        except UserError as exc:  # a user's setting, not a bug: the message says what to do
+            return report_user_error("eval", exc, verbose)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -155,9 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except DataSourceError as exc:
-        print(f"safety-bench {argv[0]}: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        return report_user_error(str(args.command), exc, args.verbose)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from safety_bench.categories import BENIGN, BY_NUMBER, CATEGORIES, SLUGS
 from safety_bench.settings import SETTINGS, resolve
+from safety_bench.validation import UserError
 
 Prompt = dict[str, str]
 
@@ -32,7 +33,7 @@ DEFAULT_SOURCE = str(SETTINGS["data"].default)
 MINI_PER_CATEGORY = 8
 
 
-class DataSourceError(RuntimeError):
+class DataSourceError(UserError, RuntimeError):
     """A prompt source could not be read; the message says what to do about it."""
 
 

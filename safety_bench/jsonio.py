@@ -15,8 +15,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from safety_bench.validation import UserError
 
-class RecordError(ValueError):
+
+class RecordError(UserError, ValueError):
     """A record file is malformed, empty or unreadable; the message names the file (and line)."""
 
 

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 
-class UsageError(ValueError):
+class UserError(Exception):
+    """Mixed into every error that a user's input or environment causes (a bad file, an unreachable source,
+    a store in use): the CLI prints its message as one line and exits 2; `-v` shows the traceback."""
+
+
+class UsageError(UserError, ValueError):
     """A setting the user gave is wrong; the message is the one line the CLI prints."""
 
     def __init__(self, setting: str, value: Any, problem: str, valid: Iterable[Any] | None = None) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from safety_bench.landscape.directions import CHUNK, Direction, Selection, unique_parameters
+from safety_bench.validation import UserError
 
 log = logging.getLogger("safety_bench.landscape")
 
@@ -31,7 +32,7 @@ TOWARDS = "towards"  # the interpolation axis' key in a point's coefficients
 MEMORY_MARGIN = 0.15  # keep this share of the device's free memory untouched
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(UserError, ValueError):
     """A second checkpoint or adapter does not fit the model; the message names the first mismatch."""
 
 

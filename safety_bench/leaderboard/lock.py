@@ -16,10 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from safety_bench.validation import UserError
+
 DEFAULT_STALE_AFTER = 12 * 3600.0
 
 
-class LockHeld(RuntimeError):
+class LockHeld(UserError, RuntimeError):
     """Another live run holds the lock; the message says who and since when."""
 
 

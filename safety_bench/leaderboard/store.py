@@ -31,13 +31,14 @@ from typing import Any
 
 from safety_bench.jsonio import read_jsonl, write_json, write_jsonl
 from safety_bench.provenance import now_iso, redact
+from safety_bench.validation import UserError
 
 SCHEMA = 1
 INDEX_NAME = "index.sqlite"
 BASE, LANDSCAPE = "base", "landscape"
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """The store is unusable or an entry is corrupt; the message names the path."""
 
 

@@ -29,6 +29,7 @@ from safety_bench.leaderboard.render import write_board
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, content_key
 from safety_bench.orchestration.sweep import config_from_settings, run_sweep
 from safety_bench.provenance import now_iso, software_versions, task_versions
+from safety_bench.validation import UserError
 from safety_bench.weights_id import weights_id
 
 log = logging.getLogger("safety_bench.nightly")
@@ -37,7 +38,7 @@ LOCK_NAME = ".nightly.lock"
 DEFAULT_TASKS = ("safety_landscape_mini", "safety_benign")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The nightly config is invalid; the message names the field."""
 
 

@@ -40,6 +40,7 @@ from safety_bench.metrics import percent, summarize_group
 from safety_bench.orchestration.generation import auto_batch_size, kv_cache_kwargs, per_sequence_bytes
 from safety_bench.provenance import model_identity, software_versions
 from safety_bench.records import records_from_samples
+from safety_bench.validation import UserError
 from safety_bench.weights_id import weights_id
 
 log = logging.getLogger("safety_bench.landscape")
@@ -49,7 +50,7 @@ FORMAT = "safety-bench/landscape/v1"
 RESERVED_METADATA = {"data": "--data", "system_prompt": "--system-prompt", "judge": "--judge"}
 
 
-class ConfigMismatch(RuntimeError):
+class ConfigMismatch(UserError, RuntimeError):
     """An output folder holds a sweep of a different configuration."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from safety_bench.data import bundled_benign_prompts, sample_prompts
 from safety_bench.jsonio import RecordError, parse_jsonl
+from safety_bench.validation import UserError
 
 ALIGN_HARMFUL_FILE = "align_harmful.jsonl"
 ALIGN_BENIGN_FILE = "align_benign.jsonl"
@@ -30,7 +31,7 @@ FINETUNE_BENIGN_FILE = "finetune_benign.jsonl"
 Record = dict[str, str]
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(UserError, ValueError):
     """A training data file is missing or malformed; the message says what is expected."""
 
 
