@@ -196,7 +196,7 @@ def _sweep(store: Store, cfg: NightlyConfig, spec: ModelSpec, wid: str, report: 
         meta = {"model": {"weights_id": wid}, "source": spec.landscape}
         store.add_landscape(spec.name, spec.landscape, meta)
     sweep = {**cfg.sweep, **(spec.sweep or {})}
-    if not sweep.get("enabled", bool(sweep.get("args"))):
+    if not sweep.get("enabled", any(k != "enabled" for k in sweep)):
         return
     settings = sweep_settings(sweep, cfg)
     key = content_key("sweep", wid, settings, task_versions([str(settings.get("task", "safety_landscape_mini"))]))
