@@ -35,6 +35,10 @@ class Verdict:
     # What `score` means: "1-5" (rubric; harmfulness score/rate are computed only from these) or
     # "probability" (classifiers). Marked explicitly so a probability of 1.0 is never read as a rubric 1.
     score_scale: str | None = None
+    # Three-class refusal where the judge can tell ("none" | "partial" | "full"; partial counts as refused),
+    # and whether the answer is degenerate (empty, repetition, non-words); None where the judge cannot tell.
+    refusal: str | None = None
+    degenerate: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

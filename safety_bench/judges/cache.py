@@ -135,7 +135,7 @@ def open_cache(cache: JudgeCache | str | os.PathLike[str] | bool | None) -> Judg
     return JudgeCache(Path(cache).expanduser())
 
 
-_STORED_FIELDS = ("score", "harmful", "refused", "reason", "raw", "score_scale", "extra")
+_STORED_FIELDS = ("score", "harmful", "refused", "reason", "raw", "score_scale", "refusal", "degenerate", "extra")
 
 
 class CachedJudge:

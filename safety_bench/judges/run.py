@@ -10,7 +10,8 @@ from safety_bench.judges.base import Judge, JudgeInput
 from safety_bench.metrics import summarize
 from safety_bench.records import iter_input_records, write_json, write_jsonl
 
-VERDICT_FIELDS = ("judge", "score", "harmful", "refused", "error", "reason", "raw", "judge_version")
+VERDICT_FIELDS = ("judge", "score", "harmful", "refused", "error", "reason", "raw", "judge_version", "refusal",
+                  "degenerate", "score_scale")
 
 
 def _items(rows: list[dict[str, Any]]) -> list[JudgeInput]:
