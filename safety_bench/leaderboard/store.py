@@ -319,6 +319,26 @@ class Store:
             files[f"plots/{png.name}"] = png
         return self._write_run(model, LANDSCAPE, run_id, full, files, full["model"]["weights_id"])
 
+    # ------------------------------------------------------------------ judge validations (issue 14)
+    def add_validation(self, report: Mapping[str, Any]) -> Path:
+        """File a `judge-validate` report as `validations/<judge>.json` (the newest per judge), so the board
+        can show how well a judge agrees with human labels next to the numbers it produced."""
+        path = self.root / "validations" / (judge_file_name(str(report["judge"])).removesuffix(".jsonl") + ".json")
+        write_json(path, {**report, "filed": now_iso()})
+        self._publish([path])
+        return path
+
+    def validations(self) -> dict[str, dict[str, Any]]:
+        """Filed validation reports by judge name; unreadable files are skipped."""
+        out: dict[str, dict[str, Any]] = {}
+        for path in sorted((self.root / "validations").glob("*.json")):
+            try:
+                report = _read_json(path)
+                out[str(report["judge"])] = report
+            except (StoreError, KeyError, TypeError):
+                continue
+        return out
+
     # ------------------------------------------------------------------ reading
     def load_base(self, run: RunInfo) -> dict[str, Any]:
         """A base run's metadata and judged records by judge; raises StoreError when corrupt."""
