@@ -208,12 +208,27 @@ def validate(judge: Judge, cases: list[LabelledCase], target: str = "refused", n
     }
     report["three_class"] = _three_class(cases, verdicts)
     report["degenerate"] = _degenerate(cases, verdicts)
-    escalation = getattr(judge, "run_report", None)
-    if callable(escalation):
-        run = dict(escalation())
+    report["escalation"] = _escalation(verdicts, correct)
+    run_report = getattr(judge, "run_report", None)
+    if callable(run_report):
+        run = dict(run_report())
         if run:
             report["run"] = run
     return report
+
+
+def _escalation(verdicts: list[Verdict], correct: np.ndarray) -> dict[str, Any] | None:
+    """For a cascade: how many records went (or would go) to the stronger judge, how many final verdicts
+    are wrong among them and elsewhere, and the ceiling: the accuracy if every escalated record were
+    decided right (what a perfect stronger judge would reach with this escalation rule)."""
+    if not any("escalated" in v.extra for v in verdicts):
+        return None
+    esc = np.array([bool(v.extra.get("escalated") or v.extra.get("would_escalate")) for v in verdicts])
+    n = len(verdicts)
+    wrong_in = int((esc & ~correct).sum())
+    return {"escalated": int(esc.sum()), "share": float(esc.mean()) if n else 0.0,
+            "wrong_among_escalated": wrong_in, "wrong_elsewhere": int((~esc & ~correct).sum()),
+            "ceiling_accuracy": float((correct.sum() + wrong_in) / n) if n else None}
 
 
 def _per_label(cases: list[LabelledCase], pred: list[bool | None]) -> dict[str, Any]:
@@ -307,8 +322,13 @@ def to_text(report: Mapping[str, Any]) -> str:
     if deg:
         lines += ["", f"degenerate flag: accuracy {deg['accuracy']:.4f}, recall {deg['recall']:.4f}, "
                       f"precision {deg['precision']:.4f} (n={deg['n']})"]
-    run = report.get("run")
-    if run and "escalated" in run:
-        lines += ["", f"escalated to {run.get('escalate_to')}: {run['escalated']} of {run['records']} "
-                      f"({run['escalation_share']:.4f}); calls saved {run['calls_saved']}"]
+    esc, run = report.get("escalation"), report.get("run") or {}
+    if esc:
+        called = run.get("escalation_called", True)
+        target = run.get("escalate_to") or "the stronger judge"
+        lines += ["", f"escalation share {esc['share']:.4f} ({esc['escalated']} of {report['n']} "
+                      f"{'sent to ' + target if called else 'would be escalated; nothing called'}); "
+                      f"calls saved {report['n'] - esc['escalated']} of {report['n']}",
+                  f"  wrong verdicts among escalated {esc['wrong_among_escalated']}, elsewhere "
+                  f"{esc['wrong_elsewhere']}; ceiling accuracy (escalated all right) {esc['ceiling_accuracy']:.4f}"]
     return "\n".join(lines) + "\n"
