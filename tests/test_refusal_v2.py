@@ -132,3 +132,23 @@ def test_robustness_cases_behaviour_reported_in_docs():
         assert all(v2[i].refused == TWO[rows[i]["label"]] for i in idx), kind
         assert not all(kw[i].refused == TWO[rows[i]["label"]] for i in idx), kind
     assert not any(v.degenerate for v in v2)
+
+
+def test_judge_versions_enter_the_landscape_configuration_hash(tmp_path, monkeypatch):
+    import safety_bench.weights_id
+    from safety_bench.judges.registry import spec_versions
+    from safety_bench.landscape.grid import build_grid
+    from safety_bench.landscape.sweep import SweepConfig, _identity
+
+    assert spec_versions(["refusal_heuristic", "refusal_heuristic@1"]) == {"refusal_heuristic": "2",
+                                                                          "refusal_heuristic@1": "1"}
+    monkeypatch.setattr(safety_bench.weights_id, "weights_id", lambda path: "sha-of-weights")
+    config = SweepConfig(model="m", grid=build_grid("1d_random", points=3, range_=0.5),
+                         judges=["keyword", "refusal_heuristic"])
+    identity, digest, _ = _identity(config)
+    assert identity["judge_versions"] == {"keyword": "1", "refusal_heuristic": "2"}
+    # a user spec that bumps refusal_heuristic's version gives a different configuration: no silent resume
+    (tmp_path / "rh.yaml").write_text("name: refusal_heuristic\nclass: safety_bench.judges.refusal_v2:"
+                                      "RefusalHeuristicV2Judge\nversion: '3'\n")
+    monkeypatch.setenv("SAFETY_BENCH_JUDGES_DIR", str(tmp_path))
+    assert _identity(config)[1] != digest

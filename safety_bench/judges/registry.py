@@ -83,6 +83,13 @@ def load_specs(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> dict[str, J
     return specs
 
 
+def spec_versions(names: Iterable[str], extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> dict[str, str | None]:
+    """Each named judge's spec version (None for an unknown name): part of a landscape's configuration
+    hash, so a resumed sweep never mixes points judged by two versions of one judge."""
+    specs = load_specs(extra_dirs)
+    return {n: (specs[n].version if n in specs else None) for n in names}
+
+
 def _import(path: str) -> Any:
     module, _, attr = path.partition(":")
     if not attr:

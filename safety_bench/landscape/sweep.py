@@ -326,6 +326,9 @@ def _identity(config: SweepConfig) -> tuple[dict[str, Any], str, dict[str, Any]]
     wid = weights_id(config.model)
     tid = weights_id(config.towards) if config.towards else None
     identity = config.identity(wid, tid)
+    from safety_bench.judges.registry import spec_versions
+
+    identity["judge_versions"] = spec_versions(config.judges)  # v1 and v2 points never mix on resume
     model = {"name": config.name or Path(str(config.model).rstrip("/")).name, "weights_id": wid,
              "dtype": config.dtype}
     return identity, config_hash(identity), model
