@@ -80,3 +80,14 @@ def smollm2() -> Path:
         return smollm2_dir()
     except FileNotFoundError as exc:
         pytest.fail(f"SmolLM2 is part of the test set-up: {exc}")
+
+
+@pytest.fixture(scope="session")
+def transformers_server(smollm2: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`transformers serve` with SmolLM2 from the local folder on a loopback port, once per session
+    (tests/transformers_serve.py). Tests cap max_tokens and records: the CPU is slow."""
+    from transformers_serve import start, stop
+
+    served = start(smollm2, tmp_path_factory.mktemp("serve") / "server.log")
+    yield served
+    stop(served)
