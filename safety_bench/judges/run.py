@@ -11,7 +11,10 @@ from safety_bench.metrics import summarize
 from safety_bench.records import iter_input_records, write_json, write_jsonl
 
 VERDICT_FIELDS = ("judge", "score", "harmful", "refused", "error", "reason", "raw", "judge_version", "refusal",
-                  "degenerate", "score_scale")
+                  "degenerate", "score_scale",
+                  # extras of refusal_heuristic v2 and the cascade: a re-judged file must not keep them either
+                  "uncertain", "decided_by", "escalated", "escalated_because", "would_escalate", "rubric_score",
+                  "escalation_error")
 
 
 def _items(rows: list[dict[str, Any]]) -> list[JudgeInput]:
