@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,11 +13,6 @@ from safety_bench.judges.refusal_v2 import RefusalHeuristicV2Judge
 from safety_bench.judges.validation import LabelledCase, kappa, load_labelled, predicted, to_text, validate
 
 DATA = Path(__file__).parent / "data"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "safety_bench.cli", "judge-validate", *args],
-                          capture_output=True, text=True, timeout=120)
 
 
 def _in_process(capsys, *args: str) -> tuple[int, str, str]:
@@ -122,16 +115,16 @@ def test_cli_checks_settings_before_anything(tmp_path, capsys):
     assert rc == 2 and "no `split` field" in err
 
 
-def test_cli_files_the_validation_and_the_board_shows_it(tmp_path):
+def test_cli_files_the_validation_and_the_board_shows_it(tmp_path, capsys):
     from safety_bench.leaderboard.ranking import build_board
     from safety_bench.leaderboard.render import board_json, write_board
     from safety_bench.leaderboard.store import Store
 
     store_dir = tmp_path / "store"
-    proc = _cli("--judge", "keyword", "--labelled", str(DATA / "judge_labels.jsonl"), "--split", "heldout",
-                "--store", str(store_dir), "--format", "json", "--bootstrap", "200")
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout[:proc.stdout.rindex("}") + 1])
+    rc, out, err = _in_process(capsys, "--judge", "keyword", "--labelled", str(DATA / "judge_labels.jsonl"),
+                               "--split", "heldout", "--store", str(store_dir), "--format", "json", "--bootstrap", "200")
+    assert rc == 0, err
+    report = json.loads(out[:out.rindex("}") + 1])
     filed = json.loads((store_dir / "validations" / "keyword.json").read_text())
     assert filed["two_class"]["accuracy"] == report["two_class"]["accuracy"] and filed["split"] == "heldout"
     store = Store(store_dir)
