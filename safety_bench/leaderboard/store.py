@@ -8,6 +8,7 @@ Layout (the files are the truth; `index.sqlite` is rebuilt from them by `Store.r
     STORE/models/<slug>/base/<run_id>/generations.jsonl  unjudged records (id, category, task, instruction, response)
     STORE/models/<slug>/base/<run_id>/judged/<judge>.jsonl   judged records (DESIGN.md contract)
     STORE/models/<slug>/landscape/<run_id>/meta.json + landscape.json + plots (*.png)
+    STORE/validations/<judge>.json                       the judge's newest `judge-validate` report
 
 A run folder is built under a temporary name and renamed into place, and every file is written through a
 temp file and `os.replace`, so a crash never leaves a half-written result that looks complete. Generation
