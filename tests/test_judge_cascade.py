@@ -99,3 +99,11 @@ def test_judge_validate_reports_escalation(api, capsys):
                "--split", "heldout", "--judge-param", "escalate_to=null", "--bootstrap", "200"])
     text = capsys.readouterr().out
     assert rc == 0 and "would be escalated; nothing called" in text
+
+
+def test_cascade_passes_the_cache_choice_to_its_judges(tmp_path):
+    from safety_bench.judges.cache import CachedJudge
+
+    assert not isinstance(get_judge("cascade", cache=False, base_url="http://127.0.0.1:9/v1").rubric, CachedJudge)
+    cached = get_judge("cascade", cache=tmp_path / "c.sqlite", base_url="http://127.0.0.1:9/v1").rubric
+    assert isinstance(cached, CachedJudge) and str(cached.cache.path) == str(tmp_path / "c.sqlite")

@@ -14,6 +14,7 @@ SQLite judge cache unless the cache is turned off; instant judges (keyword) are 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -129,6 +130,8 @@ def get_judge(name: str, extra_dirs: Iterable[str | os.PathLike[str]] = (), *,
                             spec.params.get("spec_dir"))
     params.update({k: v for k, v in overrides.items()})
     cls = _import(spec.cls)
+    if "cache" in inspect.signature(cls).parameters and "cache" not in params:
+        params["cache"] = cache  # a judge built from other judges (the cascade) passes the choice on
     try:
         judge = cls(name=spec.name, version=spec.version, **params)
     except TypeError as exc:
