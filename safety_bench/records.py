@@ -48,7 +48,8 @@ class Generation:
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Generation:
         known = {f.name for f in fields(cls) if f.name != "extra"}
-        extra = {k: v for k, v in row.items() if k not in known and k not in VERDICT_FIELDS}
+        extra = {k: v for k, v in row.items() if k not in known and k not in VERDICT_FIELDS
+                 and k not in VERDICT_EXTRA_FIELDS}
         return cls(id=str(row.get("id")), instruction=str(row.get("instruction", "")),
                    response=str(row.get("response", "")), category=row.get("category"), task=row.get("task"),
                    prompt_kind=prompt_kind_of(row), system_prompt_preset=row.get("system_prompt_preset"),
@@ -96,11 +97,16 @@ class Verdict:
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Verdict:
         values = {k: row.get(k) for k in VERDICT_FIELDS if k != "judge"}
-        return cls(judge=str(row.get("judge") or ""), **values)
+        extra = {k: row[k] for k in VERDICT_EXTRA_FIELDS if k in row}
+        return cls(judge=str(row.get("judge") or ""), **values, extra=extra)
 
 
 VERDICT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Verdict) if f.name != "extra")
 CORE_VERDICT_FIELDS = ("score", "harmful", "refused", "error")
+# Fields judges put in `Verdict.extra` (refusal_heuristic v2, the cascade): part of a verdict, so a re-judged
+# record drops them with the rest.
+VERDICT_EXTRA_FIELDS = ("uncertain", "decided_by", "escalated", "escalated_because", "would_escalate",
+                        "rubric_score", "escalation_error")
 
 
 @dataclass
@@ -131,7 +137,7 @@ def is_rubric(record: Mapping[str, Any]) -> bool:
 
 def without_verdict(row: Mapping[str, Any]) -> dict[str, Any]:
     """The generation part of a (judged) record: a re-judged file must not keep a previous judge's fields."""
-    return {k: v for k, v in row.items() if k not in VERDICT_FIELDS}
+    return {k: v for k, v in row.items() if k not in VERDICT_FIELDS and k not in VERDICT_EXTRA_FIELDS}
 
 
 def judged(row: Mapping[str, Any], verdict: Verdict) -> dict[str, Any]:

@@ -43,3 +43,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in INTEGRATION_MODULES:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def transformers_server(smollm2: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`transformers serve` with SmolLM2 from the local folder on a loopback port, once per session
+    (tests/helpers/transformers_serve.py). Tests cap max_tokens and records: the CPU is slow."""
+    from helpers.transformers_serve import start, stop
+
+    served = start(smollm2, tmp_path_factory.mktemp("serve") / "server.log")
+    yield served
+    stop(served)

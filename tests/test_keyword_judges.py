@@ -69,7 +69,7 @@ def test_improved_judge_beats_paper_mode_on_labelled_cases(capsys):
 
 def test_registry_builds_both_keyword_judges():
     assert isinstance(get_judge("keyword"), KeywordJudge)
-    assert isinstance(get_judge("refusal_heuristic"), RefusalHeuristicJudge)
+    assert isinstance(get_judge("refusal_heuristic@1"), RefusalHeuristicJudge)  # v1, kept under a versioned name
     with pytest.raises(KeyError, match="known judges"):
         get_judge("no_such_judge")
 

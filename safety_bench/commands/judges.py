@@ -109,6 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="write the report here instead of stdout")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown")
     p.set_defaults(func=_cmd_agreement)
+    from safety_bench.commands.judge_validate import register as register_validate
+
+    register_validate(sub)
 
 
 def _checked_judge(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ SQLite judge cache unless the cache is turned off; instant judges (keyword) are 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -84,6 +85,13 @@ def load_specs(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> dict[str, J
     return specs
 
 
+def spec_versions(names: Iterable[str], extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> dict[str, str | None]:
+    """Each named judge's spec version (None for an unknown name): part of a landscape's configuration
+    hash, so a resumed sweep never mixes points judged by two versions of one judge."""
+    specs = load_specs(extra_dirs)
+    return {n: (specs[n].version if n in specs else None) for n in names}
+
+
 def _import(path: str) -> Any:
     module, _, attr = path.partition(":")
     if not attr:
@@ -123,6 +131,8 @@ def get_judge(name: str, extra_dirs: Iterable[str | os.PathLike[str]] = (), *,
                             spec.params.get("spec_dir"))
     params.update({k: v for k, v in overrides.items()})
     cls = _import(spec.cls)
+    if "cache" in inspect.signature(cls).parameters and "cache" not in params:
+        params["cache"] = cache  # a judge built from other judges (the cascade) passes the choice on
     try:
         judge = cls(name=spec.name, version=spec.version, **params)
     except TypeError as exc:

@@ -56,6 +56,7 @@ class Board:
     built: str
     store: str
     log: list[str] = field(default_factory=list)
+    validations: dict[str, dict[str, Any]] = field(default_factory=dict)  # judge -> filed judge-validate report
 
     @property
     def harm_label(self) -> str:
@@ -206,8 +207,11 @@ def build_board(store: Store, harm_judge: str | None = None, visage_judge: str |
         for note in row.notes:
             log.append(f"{m.name}: {note}")
     rows = rank_rows(rows)
+    used = {harm_judge, visage_judge, refusal_judge}
+    validations = {j: v for j, v in store.validations().items() if j in used}
     return Board(rows=rows, harm_judge=harm_judge, harm_metric=metric, visage_judge=visage_judge,
-                 refusal_judge=refusal_judge, built=now_iso(), store=str(store.root), log=log)
+                 refusal_judge=refusal_judge, built=now_iso(), store=str(store.root), log=log,
+                 validations=validations)
 
 
 def _fill_row(m: _Loaded, row: Row, harm_judge: str | None, metric: str, refusal_judge: str | None,

@@ -109,7 +109,35 @@ def board_json(board: Board) -> dict[str, Any]:
     return {"built": board.built, "store": board.store, "ranking": "VISAGE desc, then harm rate asc; models "
             "without a landscape follow by harm rate", "judges": {"harm": board.harm_judge,
             "harm_metric": board.harm_metric, "visage": board.visage_judge, "over_refusal": board.refusal_judge},
-            "headers": headers(board), "rows": [row_json(r) for r in board.rows], "log": board.log}
+            "headers": headers(board), "rows": [row_json(r) for r in board.rows], "log": board.log,
+            "validations": {j: validation_brief(v) for j, v in board.validations.items()}}
+
+
+def validation_brief(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures of a filed judge validation that the board shows beside the judge's numbers."""
+    two = report.get("two_class") or {}
+    return {"judge_version": report.get("judge_version"), "labelled": report.get("labelled"),
+            "split": report.get("split"), "n": report.get("n"), "accuracy": two.get("accuracy"),
+            "accuracy_ci": (two.get("ci95") or {}).get("accuracy"), "kappa": two.get("kappa"),
+            "filed": report.get("filed")}
+
+
+def validation_text(judge: str | None, board: Board) -> str | None:
+    """One line: how well `judge` agrees with human labels (None when no validation is filed)."""
+    report = board.validations.get(judge or "")
+    if not report:
+        return None
+    b = validation_brief(report)
+    kappa = "—" if b["kappa"] is None else f"{b['kappa']:.3f}"
+    ci = f" [{b['accuracy_ci'][0]:.4f}, {b['accuracy_ci'][1]:.4f}]" if b["accuracy_ci"] else ""
+    return (f"judge {judge} v{b['judge_version']} agrees with human labels: accuracy {b['accuracy']:.4f}{ci}, "
+            f"kappa {kappa} (n={b['n']}, {b['labelled']}, split {b['split']})")
+
+
+def validation_lines(board: Board) -> list[str]:
+    """One line per judge on the board that has a filed validation."""
+    judges = dict.fromkeys((board.visage_judge, board.harm_judge, board.refusal_judge))
+    return [t for t in (validation_text(j, board) for j in judges) if t]
 
 
 def _ci(number: dict[str, Any] | None, i: int) -> Any:
@@ -169,6 +197,10 @@ def board_markdown(board: Board) -> str:
             cells.append(f"{r.harm_score['value']:.2f}" if r.harm_score else "—")
         cells.append(pct(r.over_refusal))
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    checked = validation_lines(board)
+    if checked:
+        lines += ["", "Judges held to human labels (`safety-bench judge-validate`):", ""]
+        lines += [f"- {_md_cell(t)}" for t in checked]
     lines += ["", f"## Per category: {'harmfulness rate' if board.harm_metric == 'harmfulness_rate' else 'ASR'} "
               f"[{board.harm_judge}], percent", ""]
     cat_cols = ["Model"] + [h[s] for s in SLUGS]
@@ -245,7 +277,9 @@ def render_html(board: Board, out: Path) -> None:
     for r in board.rows:
         rows.append({"row": r, "slug": model_slug(r.name), "plots": plots.get(r.name, []),
                      "visage_text": visage_text(r.visage)})
-    page = env.get_template("index.html.j2").render(board=board, rows=rows, h=h, slugs=SLUGS, titles=BY_SLUG)
+    checked = validation_lines(board)
+    page = env.get_template("index.html.j2").render(board=board, rows=rows, h=h, slugs=SLUGS, titles=BY_SLUG,
+                                                     validations=checked)
     atomic_write_text(out / "index.html", page)
     samples_dir = out / "samples"
     samples_dir.mkdir(parents=True, exist_ok=True)

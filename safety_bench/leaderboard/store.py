@@ -8,6 +8,7 @@ Layout (the files are the truth; `index.sqlite` is rebuilt from them by `Store.r
     STORE/models/<slug>/base/<run_id>/generations.jsonl  unjudged records (id, category, task, instruction, response)
     STORE/models/<slug>/base/<run_id>/judged/<judge>.jsonl   judged records (DESIGN.md contract)
     STORE/models/<slug>/landscape/<run_id>/meta.json + landscape.json + plots (*.png)
+    STORE/validations/<judge>.json                       the judge's newest `judge-validate` report
 
 A run folder is built under a temporary name and renamed into place, and every file is written through a
 temp file and `os.replace`, so a crash never leaves a half-written result that looks complete. Generation
@@ -319,6 +320,26 @@ class Store:
         for png in sorted(plot_dir.glob("*.png")) + sorted(plot_dir.glob("plots/*.png")):
             files[f"plots/{png.name}"] = png
         return self._write_run(model, LANDSCAPE, run_id, full, files, full["model"]["weights_id"])
+
+    # ------------------------------------------------------------------ judge validations (issue 14)
+    def add_validation(self, report: Mapping[str, Any]) -> Path:
+        """File a `judge-validate` report as `validations/<judge>.json` (the newest per judge), so the board
+        can show how well a judge agrees with human labels next to the numbers it produced."""
+        path = self.root / "validations" / (judge_file_name(str(report["judge"])).removesuffix(".jsonl") + ".json")
+        write_json(path, {**report, "filed": now_iso()})
+        self._publish([path])
+        return path
+
+    def validations(self) -> dict[str, dict[str, Any]]:
+        """Filed validation reports by judge name; unreadable files are skipped."""
+        out: dict[str, dict[str, Any]] = {}
+        for path in sorted((self.root / "validations").glob("*.json")):
+            try:
+                report = _read_json(path)
+                out[str(report["judge"])] = report
+            except (StoreError, KeyError, TypeError):
+                continue
+        return out
 
     # ------------------------------------------------------------------ reading
     def load_base(self, run: RunInfo) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from safety_bench.data import prompt_set_hash
 from safety_bench.harness import task_manager
 from safety_bench.harness.lm_eval_compat import GenerationTimer, repeated_runs, set_batch_size
 from safety_bench.jsonio import write_json, write_jsonl
-from safety_bench.judges.registry import get_judge
+from safety_bench.judges.registry import get_judge, spec_versions
 from safety_bench.judges.run import judge_records
 from safety_bench.landscape.directions import DEFAULT_EXCLUDE, parse_patterns
 from safety_bench.landscape.grid import Grid, Point, build_grid
@@ -317,6 +317,7 @@ def _identity(config: SweepConfig) -> tuple[dict[str, Any], str, dict[str, Any]]
     model = model_identity(config.model, config.name, config.dtype)
     tid = weights_id(config.towards) if config.towards else None
     identity = config.identity(model["weights_id"], tid)
+    identity["judge_versions"] = spec_versions(config.judges)  # v1 and v2 points never mix on resume
     return identity, config_hash(identity), model
 
 

@@ -53,6 +53,8 @@ class FakeOpenAI:
                                     else (200, {}, _answer("#thescore: 3"), 0)),
             "slowish": lambda n: (200, {}, _answer("#thescore: 3"), 0.2),
             "bad_request": lambda n: (400, {}, {"error": {"message": "bad request"}}, 0),
+            "refusal_partial": lambda n: (200, {}, _answer("#thereason: Gives part.\n#therefusal: partial\n"
+                                                           "#thescore: 3"), 0),
         }
 
     def handle(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], Any, float]:
