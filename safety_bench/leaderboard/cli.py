@@ -97,9 +97,23 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.nightly import ConfigError, load_config, run_nightly
     from safety_bench.leaderboard.store import StoreError
 
+    ray_options = None
+    if args.executor == "ray":
+        from safety_bench.orchestration.ray_executor import RayNotInstalled, import_ray, options_from_args
+
+        ray_options = options_from_args(args)
+        problems = ray_options.problems()
+        if not problems:
+            try:
+                import_ray()
+            except RayNotInstalled as exc:
+                problems = [str(exc)]
+        if problems:
+            print(f"safety-bench nightly: error: {problems[0]}", file=sys.stderr)
+            return 2
     try:
         cfg = load_config(args.config)
-        report = run_nightly(cfg)
+        report = run_nightly(cfg, executor=args.executor, ray_options=ray_options)
     except LockHeld as exc:
         print(f"safety-bench nightly: another run holds the lock: {exc}", file=sys.stderr)
         return 3
@@ -167,4 +181,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     n = sub.add_parser("nightly", help="evaluate new/changed models from a config, then rebuild the board")
     n.add_argument("--config", required=True, help="e.g. leaderboards/nightly.yaml")
+    from safety_bench.orchestration.ray_executor import add_arguments
+
+    add_arguments(n, what="task")  # --executor ray: evaluations and sweeps due tonight as parallel Ray tasks
     n.set_defaults(func=_cmd_nightly)

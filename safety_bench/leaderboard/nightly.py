@@ -191,26 +191,48 @@ def _judge_run(store: Store, run: RunInfo, judges: list[str], report: NightlyRep
         run = store.add_judgement(run, judge.name, str(judge.version), rows)
 
 
-def _sweep(store: Store, cfg: NightlyConfig, spec: ModelSpec, wid: str, report: NightlyReport) -> None:
-    """Publish an existing landscape folder, and run the configured landscape sweep when it is new."""
-    if spec.landscape:
-        meta = {"model": {"weights_id": wid}, "source": spec.landscape}
-        store.add_landscape(spec.name, spec.landscape, meta)
+def base_job(cfg: NightlyConfig, spec: ModelSpec) -> tuple[str, dict[str, Any], str]:
+    """(weights id, generation settings, generation key) of a model's base evaluation."""
+    wid = model_weights_id(spec)
+    settings = generation_settings(cfg, spec)
+    return wid, settings, content_key(wid, settings)
+
+
+def sweep_job(cfg: NightlyConfig, spec: ModelSpec, wid: str) -> tuple[list[str], str] | None:
+    """(`safety-bench landscape` arguments, key) of the sweep configured for a model, None when none is."""
     sweep = {**cfg.sweep, **(spec.sweep or {})}
     if not sweep.get("enabled", bool(sweep.get("args"))):
-        return
+        return None
     args = [str(a).replace("{model}", spec.pretrained) for a in sweep.get("args") or []]
     if "--model" not in args:
         args = ["--model", spec.pretrained, *args]
     if "--name" not in args:
         args += ["--name", spec.name]
-    key = content_key("sweep", wid, args, task_versions(list(sweep.get("tasks") or [])))
+    return args, content_key("sweep", wid, args, task_versions(list(sweep.get("tasks") or [])))
+
+
+def run_landscape_here(args: list[str], out: Path) -> int:
+    from safety_bench.cli import main
+
+    return main(["landscape", *args, "--out", str(out)])
+
+
+def _sweep(store: Store, cfg: NightlyConfig, spec: ModelSpec, wid: str, report: NightlyReport,
+           run_landscape: Callable[[list[str], Path], int] = run_landscape_here) -> None:
+    """Publish an existing landscape folder, and run the configured landscape sweep when it is new."""
+    if spec.landscape:
+        meta = {"model": {"weights_id": wid}, "source": spec.landscape}
+        store.add_landscape(spec.name, spec.landscape, meta)
+    job = sweep_job(cfg, spec, wid)
+    if job is None:
+        return
+    args, key = job
     if any(r.key == key for r in store.runs(spec.name, LANDSCAPE)):
         report.skipped.append(f"{spec.name}: landscape sweep up to date")
         return
     import argparse
 
-    from safety_bench.cli import build_parser, main
+    from safety_bench.cli import build_parser
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     if "landscape" not in commands:
@@ -218,7 +240,7 @@ def _sweep(store: Store, cfg: NightlyConfig, spec: ModelSpec, wid: str, report: 
                            "command; base point evaluated, landscape not run")
         return
     out = store.root / "sweeps" / key
-    code = main(["landscape", *args, "--out", str(out)])
+    code = run_landscape(args, out)
     if code != 0 or not (out / "landscape.json").exists():
         raise RuntimeError(f"landscape sweep exited {code} without {out / 'landscape.json'}")
     report.sweeps += 1
@@ -227,11 +249,10 @@ def _sweep(store: Store, cfg: NightlyConfig, spec: ModelSpec, wid: str, report: 
 
 def evaluate_model(store: Store, cfg: NightlyConfig, spec: ModelSpec, report: NightlyReport,
                    evaluator: Callable[[ModelSpec, Mapping[str, Any]], dict[str, Any]],
-                   get_judge: Callable[[str], Any]) -> None:
+                   get_judge: Callable[[str], Any],
+                   run_landscape: Callable[[list[str], Path], int] = run_landscape_here) -> None:
     """Bring one model up to date: generation if new, each judge if new, landscape if configured."""
-    wid = model_weights_id(spec)
-    settings = generation_settings(cfg, spec)
-    key = content_key(wid, settings)
+    wid, settings, key = base_job(cfg, spec)
     run = store.find_run(spec.name, BASE, key)
     if run is None:
         log.info("nightly: evaluating %s (%s)", spec.name, wid)
@@ -244,12 +265,16 @@ def evaluate_model(store: Store, cfg: NightlyConfig, spec: ModelSpec, report: Ni
     else:
         report.skipped.append(f"{spec.name}: generations up to date (run {run.run_id})")
     _judge_run(store, run, cfg.judges, report, get_judge)
-    _sweep(store, cfg, spec, wid, report)
+    _sweep(store, cfg, spec, wid, report, run_landscape)
 
 
 def run_nightly(cfg: NightlyConfig, evaluator: Callable[[ModelSpec, Mapping[str, Any]], dict[str, Any]] | None = None,
-                get_judge: Callable[[str], Any] | None = None) -> NightlyReport:
-    """The whole nightly job under the store's lock; returns what it did (exit code in `.exit_code`)."""
+                get_judge: Callable[[str], Any] | None = None, executor: str = "local",
+                ray_options: Any = None) -> NightlyReport:
+    """The whole nightly job under the store's lock; returns what it did (exit code in `.exit_code`).
+
+    With `executor="ray"` the evaluations and sweeps due tonight first run as parallel Ray tasks; the
+    sequential pass below then files their results (this process is the store's only writer)."""
     if get_judge is None:
         from safety_bench.judges.registry import get_judge as registry_get_judge
 
@@ -258,9 +283,14 @@ def run_nightly(cfg: NightlyConfig, evaluator: Callable[[ModelSpec, Mapping[str,
     report = NightlyReport()
     with locked(store.root / LOCK_NAME, stale_after=cfg.stale_lock_hours * 3600):
         evaluator = evaluator or Evaluator(cfg)
+        run_landscape = run_landscape_here
+        if executor == "ray":
+            from safety_bench.orchestration.ray_nightly import prefetch
+
+            evaluator, run_landscape = prefetch(store, cfg, ray_options, evaluator)
         for spec in cfg.models:
             try:
-                evaluate_model(store, cfg, spec, report, evaluator, get_judge)
+                evaluate_model(store, cfg, spec, report, evaluator, get_judge, run_landscape)
             except Exception as exc:  # one model's failure must not stop the others being published
                 report.failures[spec.name] = f"{type(exc).__name__}: {exc}"
                 log.error("nightly: %s failed: %s\n%s", spec.name, exc, traceback.format_exc())
