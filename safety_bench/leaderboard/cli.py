@@ -96,6 +96,7 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.lock import LockHeld
     from safety_bench.leaderboard.nightly import ConfigError, load_config, run_nightly
     from safety_bench.leaderboard.store import StoreError
+    from safety_bench.orchestration.ray_executor import ClusterError
 
     ray_options = None
     if args.executor == "ray":
@@ -117,7 +118,7 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
     except LockHeld as exc:
         print(f"safety-bench nightly: another run holds the lock: {exc}", file=sys.stderr)
         return 3
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, ClusterError) as exc:
         return _err("nightly", exc)
     for gap in report.gaps:
         print(f"warning: {gap}", file=sys.stderr)

@@ -120,7 +120,10 @@ def connected(address: str | None) -> Iterator[Any]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address:
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(f"cannot join the Ray cluster at {address!r}: {_reason(exc)}") from None
     else:
         ray.init(address="local", include_dashboard=False, **quiet)  # a new cluster, never a stale one
     try:
@@ -332,9 +335,11 @@ def run_sweep_ray(config: SweepConfig, out: str | os.PathLike[str], options: Ray
     ray = import_ray()
     with connected(options.address):
         cluster = cluster_summary(ray)
+        # the pool must fit before anything is written
+        n, gpus, cpus = resolve_layout(options, cluster, len(config.grid.shard(*shard)), config.device)
         plan = plan_sweep(config, out, shard)
         if plan.pending:
-            n, gpus, cpus = resolve_layout(options, cluster, len(plan.pending), config.device)
+            n = min(n, len(plan.pending))
             worker_config = dataclasses.replace(config, device="cuda" if gpus else "cpu")
             engine_args = ({"tensor_parallel_size": int(gpus), "distributed_executor_backend": "mp"}
                            if config.backend == "vllm" and gpus > 1 else None)
