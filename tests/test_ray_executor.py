@@ -273,3 +273,15 @@ def test_nightly_on_ray_files_the_same_board(ray_address, model, tmp_path):
     again = run_nightly(load_config(tmp_path / "ray.yaml"), executor="ray",
                         ray_options=RayOptions(address=ray_address))
     assert (again.generations, again.sweeps, again.judge_calls) == (0, 0, 0)  # idempotent as without Ray
+
+
+def test_a_pool_larger_than_the_cluster_is_refused_before_anything_is_written(ray_address, tiny_model, tmp_path,
+                                                                              capsys):
+    from safety_bench.cli import main
+
+    out = tmp_path / "never"
+    assert main(["landscape", "--model", str(tiny_model), "--data", "sample", "--points", "3", "--out", str(out),
+                 "--no-progress", "--executor", "ray", "--ray-address", ray_address, "--workers", "4"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("safety-bench landscape: 4 worker(s)") and "the cluster has 2 CPUs" in err[-1]
+    assert not out.exists()
