@@ -256,8 +256,11 @@ def stop_workers(ray: Any, workers: Sequence[Worker]) -> None:
     for w in workers:
         try:
             ray.kill(w.handle, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone (with its job, or its node)
+            pass
+        try:
             remove_placement_group(w.placement_group)
-        except Exception:  # already gone with its job
+        except Exception:  # noqa: BLE001 - likewise
             pass
 
 
