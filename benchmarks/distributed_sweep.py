@@ -4,7 +4,8 @@ Four ways, one grid: in process with 1 torch thread; `--executor ray` with 1 wor
 (1 CPU and 1 thread each); and, for the record, in process with every core. Reports for each the wall
 time, the steady per-point period (time between the first and the last finished point over the points in
 between: start-up, model loading and the final assembly excluded), the Ray path's per-point overhead
-against the 1-thread in-process sweep, and the 2-worker speed-up over 1 worker. The three 1-thread runs
+against the 1-thread in-process sweep (also as the time outside each point's own measured work, which
+a shared machine's load disturbs less), and the 2-worker speed-up over 1 worker. The three 1-thread runs
 must give the same landscape.json (timing aside): the benchmark checks it.
 
 The model is a random-weight Llama built here with SmolLM2's tokenizer and chat template (real
@@ -59,8 +60,10 @@ def timed(run: Any, n_points: int) -> dict[str, Any]:
     wall = time.perf_counter() - start
     assert landscape is not None and len(stamps) == n_points
     period = (stamps[-1] - stamps[0]) / (n_points - 1)
+    inside = landscape["timing"]["seconds_per_point"]  # measured in the process that ran the point
     return {"wall_s": round(wall, 2), "first_point_at_s": round(stamps[0] - start, 2),
-            "steady_s_per_point": round(period, 3), "landscape": landscape}
+            "steady_s_per_point": round(period, 3), "in_point_s": round(inside, 3),
+            "outside_point_s": round(period - inside, 3), "landscape": landscape}
 
 
 def main() -> None:
@@ -110,8 +113,8 @@ def main() -> None:
     for name, run in (("in-process, 1 thread", in_process(1)), ("ray, 1 worker", on_ray(1)),
                       ("ray, 2 workers", on_ray(2)), (f"in-process, {cores} threads", in_process(cores))):
         results[name] = timed(run, n)
-        print(f"{name}: wall {results[name]['wall_s']} s, steady {results[name]['steady_s_per_point']} s/point",
-              flush=True)
+        print(f"{name}: wall {results[name]['wall_s']} s, steady {results[name]['steady_s_per_point']} s/point, "
+              f"{results[name]['in_point_s']} s inside the point", flush=True)
     ray.shutdown()
 
     def strip(landscape: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +133,10 @@ def main() -> None:
                     "torch": torch.__version__, "ray": ray.__version__},
         "runs": {k: {kk: vv for kk, vv in v.items() if kk != "landscape"} for k, v in results.items()},
         "ray_overhead_s_per_point": round(one - base, 3),
+        # the same, but load-robust: time per point outside the point's own work (perturb, evaluate, judge,
+        # restore, as the point measured it), Ray 1 worker minus in process; both from within one run each
+        "ray_overhead_outside_point_s": round(results["ray, 1 worker"]["outside_point_s"]
+                                              - results["in-process, 1 thread"]["outside_point_s"], 3),
         "speedup_2_workers_over_1": round(one / two, 2),
         "speedup_2_workers_over_in_process_all_cores": round(
             results[f"in-process, {cores} threads"]["steady_s_per_point"] / two, 2),
