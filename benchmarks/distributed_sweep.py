@@ -52,16 +52,28 @@ def sweep_config(model: Path, args: argparse.Namespace) -> Any:
                        batch_size=args.batch_size, device="cpu", metadata={"per_category": args.per_category})
 
 
-def timed(run: Any, n_points: int) -> dict[str, Any]:
-    """Wall time and the steady per-point period of one sweep run (run(on_point) -> landscape)."""
+def timed(run: Any, n_points: int, out: Path) -> dict[str, Any]:
+    """Wall time, the steady per-point period of one sweep run (run(on_point) -> landscape), and the time
+    per point outside the point's own work (as each point measured it) over the same points."""
+    from safety_bench.landscape.sweep import point_dir
+
     stamps: list[float] = []
+    order: list[str] = []
+
+    def on_point(point: Any) -> None:
+        stamps.append(time.perf_counter())
+        order.append(point.id)
+
     start = time.perf_counter()
-    landscape = run(lambda point: stamps.append(time.perf_counter()))
+    landscape = run(on_point)
     wall = time.perf_counter() - start
     assert landscape is not None and len(stamps) == n_points
     period = (stamps[-1] - stamps[0]) / (n_points - 1)
-    t = landscape["timing"]  # measured in the process that ran each point (generate_s lies inside evaluate_s)
-    inside = (t["perturb_s"] + t["evaluate_s"] + t["judge_s"] + t["restore_s"]) / t["points"]
+    inside = 0.0
+    for pid in order[1:]:  # the points the period spans (generate_s lies inside evaluate_s)
+        t = json.loads((point_dir(out, pid) / "point.json").read_text())["timing"]
+        inside += t["perturb_s"] + t["evaluate_s"] + t["judge_s"] + t["restore_s"]
+    inside /= n_points - 1
     return {"wall_s": round(wall, 2), "first_point_at_s": round(stamps[0] - start, 2),
             "steady_s_per_point": round(period, 3), "in_point_s": round(inside, 3),
             "outside_point_s": round(period - inside, 3), "landscape": landscape}
@@ -97,23 +109,26 @@ def main() -> None:
     ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False)
     results: dict[str, dict[str, Any]] = {}
 
-    def in_process(threads: int) -> Any:
+    def in_process(threads: int) -> tuple[Any, Path]:
+        out = work / f"inproc-{threads}"
+
         def run(on_point: Any) -> Any:
             saved = torch.get_num_threads()
             torch.set_num_threads(threads)
             try:
-                return run_sweep(config, work / f"inproc-{threads}", progress=False, on_point=on_point)
+                return run_sweep(config, out, progress=False, on_point=on_point)
             finally:
                 torch.set_num_threads(saved)
-        return run
+        return run, out
 
-    def on_ray(workers: int) -> Any:
-        return lambda on_point: run_sweep_ray(config, work / f"ray-{workers}", RayOptions(workers=workers),
-                                              progress=False, on_point=on_point)
+    def on_ray(workers: int) -> tuple[Any, Path]:
+        out = work / f"ray-{workers}"
+        return (lambda on_point: run_sweep_ray(config, out, RayOptions(workers=workers), progress=False,
+                                               on_point=on_point)), out
 
-    for name, run in (("in-process, 1 thread", in_process(1)), ("ray, 1 worker", on_ray(1)),
-                      ("ray, 2 workers", on_ray(2)), (f"in-process, {cores} threads", in_process(cores))):
-        results[name] = timed(run, n)
+    for name, (run, out) in (("in-process, 1 thread", in_process(1)), ("ray, 1 worker", on_ray(1)),
+                             ("ray, 2 workers", on_ray(2)), (f"in-process, {cores} threads", in_process(cores))):
+        results[name] = timed(run, n, out)
         print(f"{name}: wall {results[name]['wall_s']} s, steady {results[name]['steady_s_per_point']} s/point, "
               f"{results[name]['in_point_s']} s inside the point", flush=True)
     ray.shutdown()
