@@ -205,8 +205,14 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"safety-bench landscape: {exc}", file=sys.stderr)
         return 2
+    ray_problem = _executor_problem(args)
+    if ray_problem:
+        print(f"safety-bench landscape: error: {ray_problem}", file=sys.stderr)
+        return 2
     if args.dry_run:
         print(dry_run(config, args.shard))
+        if args.executor == "ray":
+            print(f"executor: ray ({args.ray_address or 'a local cluster'}; workers: {args.workers or 'one per GPU/CPU'})")
         return 0
     if not args.out:
         print("safety-bench landscape: give --out DIR", file=sys.stderr)
@@ -217,7 +223,22 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
               f"{args.max_gen_toks} new tokens (the papers use 512)", flush=True)
     start = time.perf_counter()
     try:
-        landscape = run_sweep(config, args.out, shard=args.shard, progress=not args.no_progress)
+        if args.executor == "ray":
+            from safety_bench.orchestration.ray_executor import (
+                ClusterError,
+                PointFailed,
+                options_from_args,
+                run_sweep_ray,
+            )
+
+            try:
+                landscape = run_sweep_ray(config, args.out, options_from_args(args), shard=args.shard,
+                                          progress=not args.no_progress)
+            except (ClusterError, PointFailed) as exc:
+                print(f"safety-bench landscape: {exc}", file=sys.stderr)
+                return 1
+        else:
+            landscape = run_sweep(config, args.out, shard=args.shard, progress=not args.no_progress)
     except (ConfigMismatch, CheckpointMismatch, FileNotFoundError) as exc:
         print(f"safety-bench landscape: {exc}", file=sys.stderr)
         return 2
@@ -235,6 +256,22 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
         for run in add_path(open_store(args.store), args.out, args.name or Path(args.model).name):
             print(f"added to store {args.store}: {run}")
     return 0
+
+
+def _executor_problem(args: argparse.Namespace) -> str | None:
+    """Why the executor settings cannot work (Ray missing, bad numbers), checked before anything runs."""
+    if args.executor != "ray":
+        return None
+    from safety_bench.orchestration.ray_executor import RayNotInstalled, import_ray, options_from_args
+
+    problems = options_from_args(args).problems()
+    if problems:
+        return problems[0]
+    try:
+        import_ray()
+    except RayNotInstalled as exc:
+        return str(exc)
+    return None
 
 
 def _print_summary(landscape: dict[str, Any], out: Path) -> None:
@@ -301,4 +338,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="SmolLM2-135M-Instruct, all 88 bundled prompts, alpha in linspace(-0.2, 0.2, 9), "
                    "batch 32, 16 new tokens (about 2.5 min on a 2-core CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from safety_bench.orchestration.ray_executor import add_arguments
+
+    add_arguments(p)  # --executor, --ray-address, --workers, --gpus-per-worker, --cpus-per-worker
     p.set_defaults(func=_cmd_landscape)

@@ -96,14 +96,29 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.lock import LockHeld
     from safety_bench.leaderboard.store import StoreError
     from safety_bench.orchestration.nightly import ConfigError, load_config, run_nightly
+    from safety_bench.orchestration.ray_executor import ClusterError
 
+    ray_options = None
+    if args.executor == "ray":
+        from safety_bench.orchestration.ray_executor import RayNotInstalled, import_ray, options_from_args
+
+        ray_options = options_from_args(args)
+        problems = ray_options.problems()
+        if not problems:
+            try:
+                import_ray()
+            except RayNotInstalled as exc:
+                problems = [str(exc)]
+        if problems:
+            print(f"safety-bench nightly: error: {problems[0]}", file=sys.stderr)
+            return 2
     try:
         cfg = load_config(args.config)
-        report = run_nightly(cfg)
+        report = run_nightly(cfg, executor=args.executor, ray_options=ray_options)
     except LockHeld as exc:
         print(f"safety-bench nightly: another run holds the lock: {exc}", file=sys.stderr)
         return 3
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, ClusterError) as exc:
         return _err("nightly", exc)
     for gap in report.gaps:
         print(f"warning: {gap}", file=sys.stderr)
@@ -167,4 +182,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     n = sub.add_parser("nightly", help="evaluate new/changed models from a config, then rebuild the board")
     n.add_argument("--config", required=True, help="e.g. leaderboards/nightly.yaml")
+    from safety_bench.orchestration.ray_executor import add_arguments
+
+    add_arguments(n, what="task")  # --executor ray: evaluations and sweeps due tonight as parallel Ray tasks
     n.set_defaults(func=_cmd_nightly)

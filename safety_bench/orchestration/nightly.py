@@ -190,22 +190,47 @@ def _judge_run(store: Store, run: RunInfo, judges: list[str], report: NightlyRep
         run = store.add_judgement(run, judge.name, str(judge.version), rows)
 
 
-def _sweep(store: Store, cfg: NightlyConfig, spec: ModelSpec, wid: str, report: NightlyReport) -> None:
+def base_job(cfg: NightlyConfig, spec: ModelSpec) -> tuple[str, dict[str, Any], str]:
+    """(weights id, generation settings, generation key) of a model's base evaluation."""
+    wid = model_weights_id(spec)
+    settings = generation_settings(cfg, spec)
+    return wid, settings, content_key(wid, settings)
+
+
+def sweep_job(cfg: NightlyConfig, spec: ModelSpec, wid: str) -> tuple[dict[str, Any], str] | None:
+    """(the sweep's settings as data, with `model` and `name`; its key) for a model, None when none is set."""
+    sweep = {**cfg.sweep, **(spec.sweep or {})}
+    if not sweep.get("enabled", any(k != "enabled" for k in sweep)):
+        return None
+    settings = sweep_settings(sweep, cfg)
+    key = content_key("sweep", wid, settings, task_versions([str(settings.get("task", "safety_landscape_mini"))]))
+    return {"model": spec.pretrained, "name": spec.name, **settings}, key
+
+
+def run_landscape_here(job: Mapping[str, Any], out: Path) -> int:
+    """Run (or resume, or only assemble) a sweep job in this process through the sweep's Python API."""
+    settings = {k: v for k, v in job.items() if k not in ("model", "name")}
+    landscape = run_sweep(config_from_settings(str(job["model"]), settings, name=job.get("name")), out,
+                          progress=False)
+    return 0 if landscape is not None else 1
+
+
+def _sweep(store: Store, cfg: NightlyConfig, spec: ModelSpec, wid: str, report: NightlyReport,
+           run_landscape: Callable[[Mapping[str, Any], Path], int] = run_landscape_here) -> None:
     """Publish an existing landscape folder, and run the configured landscape sweep when it is new."""
     if spec.landscape:
         meta = {"model": {"weights_id": wid}, "source": spec.landscape}
         store.add_landscape(spec.name, spec.landscape, meta)
-    sweep = {**cfg.sweep, **(spec.sweep or {})}
-    if not sweep.get("enabled", any(k != "enabled" for k in sweep)):
+    job = sweep_job(cfg, spec, wid)
+    if job is None:
         return
-    settings = sweep_settings(sweep, cfg)
-    key = content_key("sweep", wid, settings, task_versions([str(settings.get("task", "safety_landscape_mini"))]))
+    settings, key = job
     if any(r.key == key for r in store.runs(spec.name, LANDSCAPE)):
         report.skipped.append(f"{spec.name}: landscape sweep up to date")
         return
     out = store.root / "sweeps" / key
-    landscape = run_sweep(config_from_settings(spec.pretrained, settings, name=spec.name), out, progress=False)
-    if landscape is None or not (out / "landscape.json").exists():
+    code = run_landscape(settings, out)
+    if code != 0 or not (out / "landscape.json").exists():
         raise RuntimeError(f"landscape sweep finished without {out / 'landscape.json'}")
     report.sweeps += 1
     store.add_landscape(spec.name, out, {"model": {"weights_id": wid}, "key": key, "sweep": settings})
@@ -240,11 +265,10 @@ def sweep_settings(sweep: Mapping[str, Any], cfg: NightlyConfig) -> dict[str, An
 
 def evaluate_model(store: Store, cfg: NightlyConfig, spec: ModelSpec, report: NightlyReport,
                    evaluator: Callable[[ModelSpec, Mapping[str, Any]], dict[str, Any]],
-                   get_judge: Callable[[str], Any]) -> None:
+                   get_judge: Callable[[str], Any],
+                   run_landscape: Callable[[Mapping[str, Any], Path], int] = run_landscape_here) -> None:
     """Bring one model up to date: generation if new, each judge if new, landscape if configured."""
-    wid = model_weights_id(spec)
-    settings = generation_settings(cfg, spec)
-    key = content_key(wid, settings)
+    wid, settings, key = base_job(cfg, spec)
     run = store.find_run(spec.name, BASE, key)
     if run is None:
         log.info("nightly: evaluating %s (%s)", spec.name, wid)
@@ -257,12 +281,16 @@ def evaluate_model(store: Store, cfg: NightlyConfig, spec: ModelSpec, report: Ni
     else:
         report.skipped.append(f"{spec.name}: generations up to date (run {run.run_id})")
     _judge_run(store, run, cfg.judges, report, get_judge)
-    _sweep(store, cfg, spec, wid, report)
+    _sweep(store, cfg, spec, wid, report, run_landscape)
 
 
 def run_nightly(cfg: NightlyConfig, evaluator: Callable[[ModelSpec, Mapping[str, Any]], dict[str, Any]] | None = None,
-                get_judge: Callable[[str], Any] | None = None) -> NightlyReport:
-    """The whole nightly job under the store's lock; returns what it did (exit code in `.exit_code`)."""
+                get_judge: Callable[[str], Any] | None = None, executor: str = "local",
+                ray_options: Any = None) -> NightlyReport:
+    """The whole nightly job under the store's lock; returns what it did (exit code in `.exit_code`).
+
+    With `executor="ray"` the evaluations and sweeps due tonight first run as parallel Ray tasks; the
+    sequential pass below then files their results (this process is the store's only writer)."""
     if get_judge is None:
         from safety_bench.judges.registry import get_judge as registry_get_judge
 
@@ -271,9 +299,14 @@ def run_nightly(cfg: NightlyConfig, evaluator: Callable[[ModelSpec, Mapping[str,
     report = NightlyReport()
     with locked(store.root / LOCK_NAME, stale_after=cfg.stale_lock_hours * 3600):
         evaluator = evaluator or Evaluator(cfg)
+        run_landscape = run_landscape_here
+        if executor == "ray":
+            from safety_bench.orchestration.ray_nightly import prefetch
+
+            evaluator, run_landscape = prefetch(store, cfg, ray_options, evaluator)
         for spec in cfg.models:
             try:
-                evaluate_model(store, cfg, spec, report, evaluator, get_judge)
+                evaluate_model(store, cfg, spec, report, evaluator, get_judge, run_landscape)
             except Exception as exc:  # one model's failure must not stop the others being published
                 report.failures[spec.name] = f"{type(exc).__name__}: {exc}"
                 log.error("nightly: %s failed: %s\n%s", spec.name, exc, traceback.format_exc())

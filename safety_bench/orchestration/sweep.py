@@ -19,7 +19,8 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,8 +272,9 @@ class Sweeper:
         return files
 
 
-def load_model(config: SweepConfig) -> Any:
-    """The live model: a `perturbed` lm-eval model at the origin that knows every seed of the grid."""
+def load_model(config: SweepConfig, engine_args: dict[str, Any] | None = None) -> Any:
+    """The live model: a `perturbed` lm-eval model at the origin that knows every seed of the grid.
+    `engine_args` go to the vLLM engine (e.g. tensor_parallel_size for a Ray worker holding several GPUs)."""
     import torch
 
     from safety_bench.harness.perturbed_hf import PerturbedHFLM
@@ -285,7 +287,8 @@ def load_model(config: SweepConfig) -> Any:
         return PerturbedVLLM(pretrained=config.model, dtype=config.dtype, batch_size="auto",
                              seed=seeds[0] if seeds else 0, seed2=seeds[1] if len(seeds) > 1 else None,
                              extra_seeds=seeds, towards=config.towards,
-                             include="|".join(config.include) or None, exclude="|".join(config.exclude) or "none")
+                             include="|".join(config.include) or None, exclude="|".join(config.exclude) or "none",
+                             **(engine_args or {}))
     return PerturbedHFLM(pretrained=config.model, device=device, dtype=config.dtype,
                          batch_size=1 if config.batch_size == "auto" else config.batch_size,  # auto: in Sweeper
                          seed=seeds[0] if seeds else 0,
@@ -321,11 +324,20 @@ def _identity(config: SweepConfig) -> tuple[dict[str, Any], str, dict[str, Any]]
     return identity, config_hash(identity), model
 
 
-def run_sweep(config: SweepConfig, out: str | os.PathLike[str], shard: tuple[int, int] = (1, 1),
-              sweeper: Sweeper | None = None, progress: bool = True,
-              on_point: Callable[[Point], None] | None = None) -> dict[str, Any] | None:
-    """Run (or resume) a sweep into `out`; returns the landscape when every point is done."""
-    out = Path(out)
+@dataclass
+class SweepPlan:
+    """A sweep's folder checked and prepared: its identity, this share's points and the ones still to run."""
+
+    identity: dict[str, Any]
+    digest: str
+    model: dict[str, Any]
+    points: list[Point]
+    pending: list[Point]
+
+
+def plan_sweep(config: SweepConfig, out: Path, shard: tuple[int, int] = (1, 1)) -> SweepPlan:
+    """Check (or record) the folder's configuration, drop partial points, list the missing ones. Shared by
+    every executor, so resume means the same thing whoever runs the points."""
     identity, digest, model = _identity(config)
     check_or_write_config(out, identity, digest, {"model": model, "towards": config.towards})
     clean_partial(out)
@@ -333,28 +345,53 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike[str], shard: tuple[int
     pending = [p for p in points if not is_done(out, p.id)]
     log.info("landscape: %d points in this share, %d done, %d to run", len(points), len(points) - len(pending),
              len(pending))
+    return SweepPlan(identity, digest, model, points, pending)
+
+
+def finish_if_complete(out: Path, config: SweepConfig, plan: SweepPlan) -> dict[str, Any] | None:
+    """The landscape when every grid point is in `out` (else None: other shards still to come)."""
+    missing = [p.id for p in config.grid.points() if not is_done(out, p.id)]
+    if missing:
+        log.info("landscape: %d points of the grid are not in %s yet (other shards?)", len(missing), out)
+        return None
+    return finish(out, config, plan.identity, plan.digest, plan.model)
+
+
+@contextmanager
+def point_session() -> Iterator[None]:
+    """The process-wide settings under which points run (in this process or on a Ray worker): lm-eval's
+    once-per-process costs paid once, and its per-point warnings silenced."""
+    lm_log = logging.getLogger("lm_eval")
+    level = lm_log.level
+    lm_log.setLevel(logging.ERROR)  # lm-eval repeats the same warnings at every point
+    try:
+        with repeated_runs():
+            yield
+    finally:
+        lm_log.setLevel(level)
+
+
+def run_sweep(config: SweepConfig, out: str | os.PathLike[str], shard: tuple[int, int] = (1, 1),
+              sweeper: Sweeper | None = None, progress: bool = True,
+              on_point: Callable[[Point], None] | None = None) -> dict[str, Any] | None:
+    """Run (or resume) a sweep into `out`; returns the landscape when every point is done."""
+    out = Path(out)
+    plan = plan_sweep(config, out, shard)
+    points, pending = plan.points, plan.pending
     if pending:
         sweeper = sweeper or Sweeper(config)
         bar = tqdm(total=len(points), initial=len(points) - len(pending), unit="point",
                    desc="landscape", disable=not progress)
-        lm_log = logging.getLogger("lm_eval")
-        level = lm_log.level
-        lm_log.setLevel(logging.ERROR)  # lm-eval repeats the same warnings at every point
         try:
-            with repeated_runs():
+            with point_session():
                 for point in pending:
                     write_point(out, point.id, sweeper.run_point(point))
                     bar.update(1)
                     if on_point:
                         on_point(point)
         finally:
-            lm_log.setLevel(level)
             bar.close()
-    missing = [p.id for p in config.grid.points() if not is_done(out, p.id)]
-    if missing:
-        log.info("landscape: %d points of the grid are not in %s yet (other shards?)", len(missing), out)
-        return None
-    return finish(out, config, identity, digest, model)
+    return finish_if_complete(out, config, plan)
 
 
 def finish(out: Path, config: SweepConfig, identity: dict[str, Any], digest: str,
