@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from safety_bench import validation as check
 from safety_bench.jsonio import RecordError
 
 
@@ -20,6 +21,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.render import write_board
     from safety_bench.leaderboard.store import StoreError
 
+    check.existing_store("--store", args.store)  # a read path: a typo must not create an empty store
+    check.output_dir("--out", args.out)
     try:
         store = open_store(args.store)
         problems = store.reindex() if args.reindex else []
@@ -31,8 +34,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
     paths = write_board(board, args.out)
     for line in board.log:
         print(f"warning: {line}", file=sys.stderr)
-    print(json.dumps({"models": len(board.rows), "skipped": len(board.log),
+    print(json.dumps({"models": len(board.rows), "skipped": len(board.skipped), "warnings": len(board.log),
                       **{k: str(v) for k, v in paths.items()}}))
+    if args.strict and board.skipped:
+        print(f"safety-bench leaderboard build: --strict: {len(board.skipped)} run(s) or model(s) skipped "
+              "(see the warnings above and build.log)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -41,6 +48,12 @@ def _cmd_store_add(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.remote import open_store
     from safety_bench.leaderboard.store import StoreError
 
+    check.existing_path("path", args.path)
+    check.output_store("--store", args.store)
+    if args.judge:
+        from safety_bench.judges.registry import load_specs
+
+        check.judge("--judge", args.judge, names=sorted(load_specs()))
     try:
         runs = add_path(open_store(args.store), args.path, args.name, weights_id=args.weights_id, judge=args.judge)
     except (StoreError, RecordError, OSError, KeyError, ValueError) as exc:
@@ -54,7 +67,7 @@ def _cmd_store_add(args: argparse.Namespace) -> int:
 def _cmd_store_list(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.remote import open_store
 
-    store = open_store(args.store)
+    store = open_store(check.existing_store("--store", args.store))
     for m in store.models():
         for run in store.runs(m["name"]):
             print(f"{m['name']:30s} {run.kind:9s} {run.run_id} {run.created} "
@@ -70,6 +83,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.compare_report import json_report, markdown_report
     from safety_bench.leaderboard.store import StoreError
 
+    if args.store:
+        check.existing_store("--store", args.store)
+    check.number("--alpha", args.alpha, minimum=0, maximum=1, exclusive_minimum=True)
+    check.number("--min-delta", args.min_delta, minimum=0, maximum=1)
+    check.number("--max-visage-drop", args.max_visage_drop, minimum=0, maximum=100)
+    check.number("--max-flips", args.max_flips, minimum=0, integer=True)
+    for flag, value in (("--out", args.out), ("--json", args.json)):
+        if value:
+            check.output_file(flag, value)
     try:
         base = load_side(args.baseline, args.store)
         cand = load_side(args.candidate, args.store)
@@ -97,6 +119,7 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.store import StoreError
     from safety_bench.orchestration.nightly import ConfigError, load_config, run_nightly
 
+    check.existing_path("--config", args.config, "file")
     try:
         cfg = load_config(args.config)
         report = run_nightly(cfg)
@@ -127,6 +150,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--visage-judge", help="landscape judge for VISAGE (default: keyword)")
     b.add_argument("--refusal-judge", help="judge for over-refusal on benign prompts (default: keyword)")
     b.add_argument("--reindex", action="store_true", help="rebuild the store's SQLite index from its files first")
+    b.add_argument("--strict", action="store_true",
+                   help="exit 1 when any run or model was skipped as corrupt (the board is still written)")
     b.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("store", help="manage a results store")
