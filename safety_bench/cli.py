@@ -196,6 +196,12 @@ def report_user_error(command: str, exc: BaseException, verbose: bool) -> int:
     return 2
 
 
+def _command_name(args: argparse.Namespace) -> str:
+    """`leaderboard build`, `store add` ...: the command and its action, as the user typed them."""
+    action = next((v for k, v in vars(args).items() if k.endswith("_command") and isinstance(v, str)), None)
+    return f"{args.command} {action}" if action else str(args.command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in argv[:1])
@@ -214,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        return report_user_error(str(args.command), exc, args.verbose)
+        return report_user_error(_command_name(args), exc, args.verbose)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

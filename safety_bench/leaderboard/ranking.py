@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.categories import BENIGN, SLUGS
+from safety_bench.leaderboard.comparable import differences_among
 from safety_bench.leaderboard.ingest import harmful_and_benign
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, StoreError
 from safety_bench.metrics import summarize_group
@@ -243,6 +244,10 @@ def build_board(store: Store, harm_judge: str | None = None, visage_judge: str |
         for note in row.notes:
             log.append(f"{m.name}: {note}")
     rows = rank_rows(rows)
+    differ = differences_among([r.landscape for r in rows if r.visage and r.landscape])
+    if differ:
+        log.append(f"warning: the VISAGE values on this board come from landscapes that differ in {', '.join(differ)}; "
+                   "they are ranked side by side but measure different things")
     return Board(rows=rows, harm_judge=harm_judge, harm_metric=metric, visage_judge=visage_judge,
                  refusal_judge=refusal_judge, built=now_iso(), store=str(store.root), log=log, skipped=skipped)
 
