@@ -181,3 +181,20 @@ def test_verbose_shows_the_traceback(model_dir, tmp_path, capsys):
     assert main(["-v", "landscape", "--model", str(model_dir), "--judge", "nosuch", "--out", str(tmp_path / "D")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "UsageError" in err
+
+
+@pytest.mark.parametrize(("argv", "names"), [
+    (["finetune", "--model", "{model}", "--out", "{out}", "--epochs", "0"], "--epochs 0"),
+    (["finetune", "--model", "{model}", "--out", "{out}", "--data", "{tmp}/none.jsonl"], "--data"),
+    (["align", "--base", "{model}", "--out", "{out}", "--system-variants", "default,bogus"], "--system-variants"),
+    (["align", "--base", "{tmp}/nomodel", "--out", "{out}"], "--base"),
+    (["refusal-check", "--model", "{model}", "--max-new-tokens", "9000", "--output", "{out}/r.json"],
+     "context is 8192"),
+], ids=["finetune-epochs", "finetune-data", "align-variants", "align-base", "refusal-check-tokens"])
+def test_training_commands_check_before_loading(argv, names, model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [a.replace("{model}", str(model_dir)).replace("{out}", str(out)).replace("{tmp}", str(tmp_path))
+            for a in argv]
+    assert main(argv) == 2
+    assert names in one_line_error(capsys, argv[0])
+    assert not out.exists()

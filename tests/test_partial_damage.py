@@ -99,3 +99,17 @@ def test_no_none_in_headers_when_every_model_is_skipped(tmp_path):
     texts = [json.dumps(headers(board)), board_csv(board), board_markdown(board)]
     assert not any("None" in t for t in texts), texts
     assert "every model was skipped" in texts[2]
+
+
+def test_nightly_is_strict_about_skips_and_checks_its_config_first(tmp_path, capsys):
+    from safety_bench.orchestration.nightly import NightlyReport
+
+    assert NightlyReport().exit_code == 0
+    assert NightlyReport(board_skipped=["m: skipped corrupt landscape run r1"]).exit_code == 1
+    config = tmp_path / "nightly.yaml"
+    config.write_text("store: store\nout: board\ndata: sample\ntasks: [safety_landscape_mini]\n"
+                      "judges: [keyword, nosuch]\nmodels:\n  - {name: m, path: model}\n")
+    assert main(["nightly", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "judges 'nosuch'" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nightly.yaml"]  # no store, no board, no lock

@@ -122,6 +122,7 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
     check.existing_path("--config", args.config, "file")
     try:
         cfg = load_config(args.config)
+        _check_nightly(cfg, args.config)
         report = run_nightly(cfg)
     except LockHeld as exc:
         print(f"safety-bench nightly: another run holds the lock: {exc}", file=sys.stderr)
@@ -132,9 +133,30 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
         print(f"warning: {gap}", file=sys.stderr)
     for name, err in report.failures.items():
         print(f"FAILED {name}: {err}", file=sys.stderr)
+    for entry in report.board_skipped:
+        print(f"SKIPPED on the board (strict): {entry}", file=sys.stderr)
     print(json.dumps({"generations": report.generations, "judge_calls": report.judge_calls, "sweeps": report.sweeps,
                       "failed": sorted(report.failures), "board": str(report.board.get("html", ""))}))
     return report.exit_code
+
+
+def _check_nightly(cfg, path: str) -> None:
+    """The config's names, presets and output paths, checked before the lock is taken or a model is loaded."""
+    from safety_bench.harness.system_prompts import PRESETS
+    from safety_bench.judges.registry import load_specs
+
+    where = f"{path}:"
+    for task in cfg.tasks:
+        if str(task).startswith("safety_"):
+            check.task(f"{where} tasks", task)
+    judges = sorted(load_specs())
+    for judge in cfg.judges:
+        check.judge(f"{where} judges", judge, names=judges)
+    check.system_prompt(f"{where} system_prompt", cfg.system_prompt, list(PRESETS))
+    check.data_source(f"{where} data", cfg.data)
+    check.output_store(f"{where} store", cfg.store)
+    check.output_dir(f"{where} out", cfg.out)
+    # a model's missing checkpoint is that model's failure, not the night's: run_nightly reports it and goes on
 
 
 def register(sub: argparse._SubParsersAction) -> None:
