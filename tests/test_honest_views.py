@@ -86,7 +86,9 @@ def test_board_plot_uses_the_stored_model_name(tmp_path):
 
 
 def test_provenance_says_what_n_counts():
-    assert "n=1 random direction " in provenance_text({"metric": "visage", "n": 1, "judge": "keyword"})
+    one = provenance_text({"metric": "visage", "n": 1, "judge": "keyword", "run": "r"})
+    assert "n=1 random direction" in one and "directions" not in one
+    assert "n=3 random directions (VISAGE is their mean)" in provenance_text({"metric": "visage", "n": 3})
     assert "n=88 harmful prompts scored" in provenance_text({"metric": "asr", "n": 88, "judge": "keyword"})
     assert "n=40 benign prompts scored" in provenance_text({"metric": "refusal_rate", "n": 40, "judge": "k"})
 

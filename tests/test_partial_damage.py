@@ -113,3 +113,8 @@ def test_nightly_is_strict_about_skips_and_checks_its_config_first(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "judges 'nosuch'" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nightly.yaml"]  # no store, no board, no lock
+    config.write_text("store: store\nout: board\ndata: sample\njudges: [keyword]\nsweep: {points: 0}\n"
+                      "models:\n  - {name: m, path: model}\n")
+    assert main(["nightly", "--config", str(config)]) == 2
+    assert "sweep.points 0: must be ≥ 2" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nightly.yaml"]

@@ -156,6 +156,16 @@ def _check_nightly(cfg, path: str) -> None:
     check.data_source(f"{where} data", cfg.data)
     check.output_store(f"{where} store", cfg.store)
     check.output_dir(f"{where} out", cfg.out)
+    for sweep in [cfg.sweep, *(spec.sweep or {} for spec in cfg.models)]:  # the landscape flags' own checks
+        for key, low in (("points", 2), ("beta_points", 2), ("directions", 1), ("steps", 1), ("extra", 0),
+                         ("limit", 1), ("max_gen_toks", 1)):
+            check.number(f"{where} sweep.{key}", sweep.get(key), minimum=low, integer=True)
+        for key in ("range", "beta_range"):
+            check.number(f"{where} sweep.{key}", sweep.get(key), minimum=0, exclusive_minimum=True)
+        if sweep.get("task"):
+            check.task(f"{where} sweep.task", sweep["task"])
+        for judge in [sweep["judges"]] if isinstance(sweep.get("judges"), str) else sweep.get("judges") or []:
+            check.judge(f"{where} sweep.judges", judge, names=judges)
     # a model's missing checkpoint is that model's failure, not the night's: run_nightly reports it and goes on
 
 

@@ -89,10 +89,10 @@ def n_text(number: dict[str, Any]) -> str:
     n = number.get("n")
     metric = number.get("metric")
     if metric == "visage":
-        what = "random direction" if n == 1 else "random directions"
-        if str(number.get("landscape_kind") or "").endswith("interpolation"):
-            what = "interpolation path" if n == 1 else "interpolation paths"
-        return f"n={n} {what} (VISAGE averaged over them)"
+        kind = str(number.get("landscape_kind") or "")
+        what = ("interpolation path" if kind.endswith("interpolation") else
+                "random direction pair" if kind.startswith("2d") else "random direction")
+        return f"n={n} {what}{'' if n == 1 else 's'}" + ("" if n == 1 else " (VISAGE is their mean)")
     if metric == "refusal_rate":
         return f"n={n} benign prompts scored"
     return f"n={n} harmful prompts scored"
