@@ -164,7 +164,7 @@ def _plot_2d(plt: Any, landscape: dict[str, Any], judge: str, curves: list[Any],
         cs = ax.contourf(X, Y, z, levels=np.linspace(0, 100, 21), cmap="RdYlGn_r")
         fig.colorbar(cs, ax=ax, label="ASR %")
         ax.plot(X.ravel(), Y.ravel(), ".", color="black", ms=2, alpha=0.5, label="grid points (measured)")
-    ax.plot([0], [0], "k+", ms=12, mew=2, label="aligned model")
+    ax.plot([0], [0], "k+", ms=12, mew=2, label="original weights" if not interp else "aligned model (t = 0)")
     if interp:
         ax.plot([1], [0], marker="*", ms=14, color="C1", ls="none", label="fine-tuned (t = 1)")
     ax.set_xlabel(xlabel)
