@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from safety_bench import validation as check
 from safety_bench.resources import tasks_dir
 from safety_bench.validation import UsageError, UserError
 
@@ -63,6 +64,44 @@ def _option(args: Sequence[str], flag: str) -> str | None:
     return None
 
 
+HF_MODEL_TYPES = ("hf", "hf-auto", "huggingface", "perturbed", "vllm", "perturbed-vllm")
+# What lm-eval raises for a user's mistake it finds itself (a task it does not know, a model it cannot load,
+# a bad argument value): reported as one line by the eval path; `-v` shows the traceback.
+LM_EVAL_USER_ERRORS = (ValueError, OSError, KeyError, ImportError)
+
+
+def _model_args(text: str | None) -> dict[str, str]:
+    """lm-eval's `--model_args` (`k=v,k2=v2` or a JSON object) as strings, for the pre-checks only."""
+    if not text:
+        return {}
+    if text.lstrip().startswith("{"):
+        return {str(k): str(v) for k, v in check.json_object("--model_args", text).items()}
+    return dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+
+
+def precheck_eval(args: Sequence[str]) -> None:
+    """What can be checked before lm-eval starts (seconds of imports and task indexing): this suite's task
+    names, a local model folder, JSON metadata, the store. lm-eval checks the rest itself."""
+    tasks = _option(args, "--tasks")
+    if tasks:
+        for name in (n.strip() for n in tasks.split(",")):
+            if name.startswith("safety_"):
+                check.task("--tasks", name)
+    model = _option(args, "--model") or "hf"
+    pretrained = _model_args(_option(args, "--model_args")).get("pretrained")
+    if pretrained and model in HF_MODEL_TYPES:
+        check.model_path("--model_args pretrained", pretrained)
+    metadata = _option(args, "--metadata")
+    if metadata and metadata.lstrip().startswith(("{", "[")):
+        check.json_object("--metadata", metadata)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text + (" …" if len(lines) > 1 else "")
+
+
 def run_lm_eval(argv: Sequence[str]) -> int:
     """Run lm-eval's own CLI in-process, with this suite's model types registered.
 
@@ -74,11 +113,21 @@ def run_lm_eval(argv: Sequence[str]) -> int:
     if store and (not output or "--log_samples" not in argv or not name):
         print("safety-bench eval: --store needs --name, --output_path and --log_samples", file=sys.stderr)
         return 2
+    if store:
+        check.output_store("--store", store)
+    if not any(a in ("-h", "--help") for a in argv):
+        precheck_eval(argv)
     from safety_bench.harness import register
     from safety_bench.harness.lm_eval_compat import run_cli
 
     register()
-    run_cli(_lm_eval_argv(argv))
+    try:
+        run_cli(_lm_eval_argv(argv))
+    except UserError:
+        raise
+    except LM_EVAL_USER_ERRORS as exc:  # lm-eval's own checks: a task or model it cannot find, a bad value
+        raise UserError(f"lm-eval stopped: {type(exc).__name__}: {_one_line(exc)} (-v shows the traceback)") \
+            from exc
     if store:
         from safety_bench.leaderboard.ingest import add_path
         from safety_bench.leaderboard.remote import open_store
@@ -147,6 +196,12 @@ def report_user_error(command: str, exc: BaseException, verbose: bool) -> int:
     return 2
 
 
+def _command_name(args: argparse.Namespace) -> str:
+    """`leaderboard build`, `store add` ...: the command and its action, as the user typed them."""
+    action = next((v for k, v in vars(args).items() if k.endswith("_command") and isinstance(v, str)), None)
+    return f"{args.command} {action}" if action else str(args.command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in argv[:1])
@@ -165,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        return report_user_error(str(args.command), exc, args.verbose)
+        return report_user_error(_command_name(args), exc, args.verbose)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -188,3 +188,28 @@ def model_path(setting: str, value: str) -> str:
         if path.is_dir() and not (path / "config.json").exists() and not any(path.glob("*.gguf")):
             raise UsageError(setting, value, "this folder holds no model (no config.json)")
     return value
+
+
+def system_prompt(setting: str, value: str, presets: Sequence[str]) -> str:
+    """A system-prompt preset name among `presets` (passed in by the command), or literal `text:...`."""
+    if str(value).startswith("text:") or value in presets:
+        return value
+    raise UsageError(setting, value, "unknown system prompt preset", [*presets, "text:<your prompt>"])
+
+
+def data_source(setting: str, value: str) -> str:
+    """A prompt source: `hexphi[@revision]`, `sample`, or an existing folder in HEx-PHI's layout."""
+    if value in ("hexphi", "sample") or str(value).startswith("hexphi@"):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise UsageError(setting, value, "not a prompt source nor an existing folder",
+                         ["hexphi", "hexphi@REVISION", "sample", "a folder with category_N.csv"])
+    return value
+
+
+def output_store(setting: str, value: str | os.PathLike[str]) -> str:
+    """A results store a command writes to: created when missing, but never over a file."""
+    if not is_remote(value):
+        output_dir(setting, value)
+    return str(value)

@@ -198,7 +198,7 @@ def test_cli_data_source_errors_and_metadata_that_would_go_unrecorded(tiny_model
     assert main(base) == 0 and "88 prompts per point" in capsys.readouterr().out
     for metadata, expected in (('{"data": "hexphi"}', "'data' (set --data instead)"),
                                ('{"system_prompt": "empty"}', "--system-prompt instead"),
-                               ('{"per_category": ', "not JSON"), ('[1, 2]', "JSON object")):
+                               ('{"per_category": ', "not valid JSON"), ('[1, 2]', "JSON object")):
         assert main([*base, "--metadata", metadata]) == 2
         assert expected in capsys.readouterr().err
 

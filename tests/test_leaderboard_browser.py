@@ -43,13 +43,39 @@ def _records(model: str, harmful_share: float, refused_benign: int) -> list[dict
     return rows
 
 
+def _landscape(folder: Path, name: str, coords: list, curves: list) -> Path:
+    """A landscape.json written to the contract (test data): the board draws its plots from it."""
+    from safety_bench.landscape.visage import summarize_visage
+
+    folder.mkdir(parents=True, exist_ok=True)
+    two_d = len(coords) == 2
+    land = {"kind": "2d_random" if two_d else "1d_random", "coords": coords,
+            "directions": [[0, 1]] if two_d else [0, 1], "judges": ["keyword"], "task": "safety_landscape_mini",
+            "asr": {"keyword": curves}, "visage": {"keyword": summarize_visage(curves, two_d=two_d)},
+            "model": {"name": f"{name}-as-swept", "weights_id": f"test:{name}"}, "prompt_set_hash": "p1",
+            "n_prompts": 8, "max_gen_toks": 16}
+    (folder / "landscape.json").write_text(json.dumps(land))
+    return folder
+
+
 @pytest.fixture()
 def board_dir(tmp_path: Path) -> Path:
+    """Four models, three with landscapes: south 1D (VISAGE high), west a 3x3 2D grid (lower), north a
+    corrupt landscape run (stays on the board, marked partial); the harm-rate order south, west, north, east
+    is also the ranking."""
     store = Store(tmp_path / "store")
     for name, share, refused in (("north", 0.5, 1), ("south", 0.1, 6), ("east", 0.9, 0), ("west", 0.3, 3)):
         rows = _records(name, share, refused)
         gens = [{k: r[k] for k in ("id", "category", "task", "instruction", "response")} for r in rows]
         store.add_base_run(name, gens, {"model": {"weights_id": f"test:{name}"}}, {"keyword": rows})
+    xs = [-0.2, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2]
+    store.add_landscape("south", _landscape(tmp_path / "l-south", "south", [xs], [
+        [100, 87.5, 37.5, 12.5, 0, 12.5, 25, 75, 100], [100, 100, 50, 12.5, 0, 0, 12.5, 62.5, 100]]))
+    third = [-0.1, 0.0, 0.1]
+    store.add_landscape("west", _landscape(tmp_path / "l-west", "west", [third, third],
+                                           [[[100, 50, 100], [25, 12.5, 37.5], [100, 62.5, 100]]]))
+    run = store.add_landscape("north", _landscape(tmp_path / "l-north", "north", [xs], [[50.0] * 9, [50.0] * 9]))
+    (run.path / "landscape.json").write_text('{"kind": "1d_random", "visage": {"keyw')  # truncated
     write_board(build_board(store), tmp_path / "board")
     return tmp_path / "board"
 
@@ -100,6 +126,16 @@ def test_board_sorts_in_headless_chromium(board_dir: Path, tmp_path: Path):
         shot = shot_dir / "leaderboard-sorted.png"
         assert driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 5000
+        assert "partial" in driver.find_element(By.CSS_SELECTOR, 'tr[data-model="north"]').text
+        for model in ("south", "west"):  # the per-model sections with their plots, as a reader sees them
+            driver.get((board_dir / "index.html").as_uri() + f"#model-{model}")
+            section = driver.find_element(By.ID, f"model-{model}")
+            assert section.find_elements(By.TAG_NAME, "img")
+            assert section.screenshot(str(shot_dir / f"leaderboard-model-{model}.png"))
+        plots = sorted((board_dir / "plots").glob("*.png"))
+        assert {p.name.split("--")[0] for p in plots} == {"south", "west"}
+        for png in plots:  # the plots themselves, to look at
+            shutil.copy2(png, shot_dir / f"plot-{png.name.replace('--', '-')}")
         driver.get((board_dir / "samples" / "east.html").as_uri())
         cell = driver.find_elements(By.CSS_SELECTOR, "pre.response")[0]
         assert cell.text == "<b>ok</b>"  # shown as text, not as markup

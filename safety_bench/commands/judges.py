@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from safety_bench import validation as check
 from safety_bench.jsonio import RecordError, atomic_write_text
 from safety_bench.judges.registry import get_judge, load_specs
 from safety_bench.judges.run import judge_file, plan_records, run_report, summary_path
@@ -68,6 +69,11 @@ def _cmd_judges(args: argparse.Namespace) -> int:
 def _cmd_agreement(args: argparse.Namespace) -> int:
     from safety_bench.judges.agreement import agreement, load_judged, to_markdown
 
+    for path in args.input:
+        check.existing_path("--input", path, "file")
+    if args.output:
+        check.output_file("--output", args.output)
+
     try:
         report = agreement(load_judged(args.input))
     except (RecordError, FileNotFoundError, ValueError) as exc:
@@ -115,7 +121,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _checked_judge(args: argparse.Namespace) -> int:
+    """Every setting checked before a judge is built or a file written (--dry-run too)."""
     if not args.dry_run and not args.output:
         print("safety-bench judge: --output is required (except with --dry-run)", file=sys.stderr)
         return 2
+    for folder in args.judges_dir or ():
+        check.existing_path("--judges-dir", folder, "dir")
+    check.judge("--judge", args.judge, names=sorted(load_specs(args.judges_dir or ())))
+    check.existing_path("--input", args.input)
+    if args.output:
+        check.output_file("--output", args.output)
+    check.number("--concurrency", args.concurrency, minimum=1, integer=True)
+    if args.template:
+        check.existing_path("--template", args.template, "file")
+    if args.store:
+        check.output_store("--store", args.store)
     return _cmd_judge(args)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from safety_bench import validation as check
 from safety_bench.data import DATA_ENV
 from safety_bench.landscape.grid import KINDS, Grid, build_grid
 from safety_bench.orchestration.generation import CPU_BATCH, KV_CACHES
@@ -52,19 +53,6 @@ def _grid(args: argparse.Namespace) -> Grid:
     return build_grid(args.grid, directions=args.directions, seed=args.seed, range_=args.range,
                       points=args.points, steps=args.steps, extra=args.extra, beta_range=args.beta_range,
                       beta_points=args.beta_points)
-
-
-def _metadata_problem(text: str | None) -> str | None:
-    """Why --metadata is unusable as JSON (None when it parses to an object)."""
-    if not text:
-        return None
-    try:
-        metadata = json.loads(text)
-    except ValueError as exc:
-        return f"--metadata is not JSON ({exc})"
-    if not isinstance(metadata, dict):
-        return "--metadata must be a JSON object, e.g. '{\"per_category\": 4}'"
-    return None
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -159,12 +147,45 @@ def _apply_demo(args: argparse.Namespace) -> None:
     args.data = "sample"
     args.grid = "1d_random"
     args.range = args.range if args.range_set else DEMO["range"]
-    args.points = args.points or DEMO["points"]
+    args.points = DEMO["points"] if args.points is None else args.points
     args.batch_size = DEMO["batch_size"] if args.batch_size == "auto" else args.batch_size
-    args.max_gen_toks = args.max_gen_toks or DEMO["max_gen_toks"]
+    args.max_gen_toks = DEMO["max_gen_toks"] if args.max_gen_toks is None else args.max_gen_toks
     args.out = args.out or DEMO["out"]
     if not args.metadata:
         args.metadata = json.dumps({"per_category": DEMO["per_category"]})
+
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Every setting of a sweep, checked before anything is written or loaded (`--dry-run` too): a bad one
+    raises `UsageError` (one line, exit 2) and leaves --out untouched."""
+    from safety_bench.harness.system_prompts import PRESETS
+    from safety_bench.judges.registry import load_specs
+
+    check.model_path("--model", args.model)
+    for flag, value, low in (("--points", args.points, 2), ("--beta-points", args.beta_points, 2),
+                             ("--directions", args.directions, 1), ("--steps", args.steps, 1),
+                             ("--extra", args.extra, 0), ("--seed", args.seed, 0), ("--limit", args.limit, 1)):
+        check.number(flag, value, minimum=low, integer=True)
+    for flag, value in (("--range", args.range), ("--beta-range", args.beta_range)):
+        check.number(flag, value, minimum=0, exclusive_minimum=True)
+    check.max_gen_toks("--max-gen-toks", args.max_gen_toks, args.model)
+    check.task("--task", args.task)
+    judges = sorted(load_specs())
+    for name in args.judge or ["keyword"]:
+        check.judge("--judge", name, names=judges)
+    check.system_prompt("--system-prompt", args.system_prompt, list(PRESETS))
+    check.data_source("--data", args.data)
+    check.choice("--dtype", args.dtype, DTYPES)
+    check.json_object("--metadata", args.metadata)
+    if args.towards:
+        check.existing_path("--towards", args.towards, "dir")
+    if args.out:
+        check.output_dir("--out", args.out)
+    if args.store:
+        check.output_store("--store", args.store)
 
 
 def _cmd_landscape(args: argparse.Namespace) -> int:
@@ -178,6 +199,9 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
         if not args.out:
             print("safety-bench landscape --merge needs --out", file=sys.stderr)
             return 2
+        for shard_dir in args.merge:
+            check.existing_path("--merge", shard_dir, "dir")
+        check.output_dir("--out", args.out)
         try:
             landscape = merge_shards(args.merge, args.out)
         except (ConfigMismatch, FileNotFoundError) as exc:
@@ -194,12 +218,9 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
         print(f"safety-bench landscape: --grid {args.grid} needs --towards (checkpoint or adapter folder)",
               file=sys.stderr)
         return 2
-    args.max_gen_toks = args.max_gen_toks or 64
+    args.max_gen_toks = 64 if args.max_gen_toks is None else args.max_gen_toks
     args.data = resolve("data", args.data)
-    problem = _metadata_problem(args.metadata)
-    if problem:
-        print(f"safety-bench landscape: {problem}", file=sys.stderr)
-        return 2
+    validate(args)
     try:
         config = _config(args)
     except ValueError as exc:

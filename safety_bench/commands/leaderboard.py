@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from safety_bench import validation as check
 from safety_bench.jsonio import RecordError
 
 
@@ -20,6 +21,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.render import write_board
     from safety_bench.leaderboard.store import StoreError
 
+    check.existing_store("--store", args.store)  # a read path: a typo must not create an empty store
+    check.output_dir("--out", args.out)
     try:
         store = open_store(args.store)
         problems = store.reindex() if args.reindex else []
@@ -31,8 +34,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
     paths = write_board(board, args.out)
     for line in board.log:
         print(f"warning: {line}", file=sys.stderr)
-    print(json.dumps({"models": len(board.rows), "skipped": len(board.log),
+    print(json.dumps({"models": len(board.rows), "skipped": len(board.skipped), "warnings": len(board.log),
                       **{k: str(v) for k, v in paths.items()}}))
+    if args.strict and board.skipped:
+        print(f"safety-bench leaderboard build: --strict: {len(board.skipped)} run(s) or model(s) skipped "
+              "(see the warnings above and build.log)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -41,6 +48,12 @@ def _cmd_store_add(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.remote import open_store
     from safety_bench.leaderboard.store import StoreError
 
+    check.existing_path("path", args.path)
+    check.output_store("--store", args.store)
+    if args.judge:
+        from safety_bench.judges.registry import load_specs
+
+        check.judge("--judge", args.judge, names=sorted(load_specs()))
     try:
         runs = add_path(open_store(args.store), args.path, args.name, weights_id=args.weights_id, judge=args.judge)
     except (StoreError, RecordError, OSError, KeyError, ValueError) as exc:
@@ -54,7 +67,7 @@ def _cmd_store_add(args: argparse.Namespace) -> int:
 def _cmd_store_list(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.remote import open_store
 
-    store = open_store(args.store)
+    store = open_store(check.existing_store("--store", args.store))
     for m in store.models():
         for run in store.runs(m["name"]):
             print(f"{m['name']:30s} {run.kind:9s} {run.run_id} {run.created} "
@@ -70,6 +83,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from safety_bench.leaderboard.compare_report import json_report, markdown_report
     from safety_bench.leaderboard.store import StoreError
 
+    if args.store:
+        check.existing_store("--store", args.store)
+    check.number("--alpha", args.alpha, minimum=0, maximum=1, exclusive_minimum=True)
+    check.number("--min-delta", args.min_delta, minimum=0, maximum=1)
+    check.number("--max-visage-drop", args.max_visage_drop, minimum=0, maximum=100)
+    check.number("--max-flips", args.max_flips, minimum=0, integer=True)
+    for flag, value in (("--out", args.out), ("--json", args.json)):
+        if value:
+            check.output_file(flag, value)
     try:
         base = load_side(args.baseline, args.store)
         cand = load_side(args.candidate, args.store)
@@ -98,6 +120,7 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
     from safety_bench.orchestration.nightly import ConfigError, load_config, run_nightly
     from safety_bench.orchestration.ray_executor import ClusterError
 
+    check.existing_path("--config", args.config, "file")
     ray_options = None
     if args.executor == "ray":
         from safety_bench.orchestration.ray_executor import RayNotInstalled, import_ray, options_from_args
@@ -114,6 +137,7 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
             return 2
     try:
         cfg = load_config(args.config)
+        _check_nightly(cfg, args.config)
         report = run_nightly(cfg, executor=args.executor, ray_options=ray_options)
     except LockHeld as exc:
         print(f"safety-bench nightly: another run holds the lock: {exc}", file=sys.stderr)
@@ -124,9 +148,40 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
         print(f"warning: {gap}", file=sys.stderr)
     for name, err in report.failures.items():
         print(f"FAILED {name}: {err}", file=sys.stderr)
+    for entry in report.board_skipped:
+        print(f"SKIPPED on the board (strict): {entry}", file=sys.stderr)
     print(json.dumps({"generations": report.generations, "judge_calls": report.judge_calls, "sweeps": report.sweeps,
                       "failed": sorted(report.failures), "board": str(report.board.get("html", ""))}))
     return report.exit_code
+
+
+def _check_nightly(cfg, path: str) -> None:
+    """The config's names, presets and output paths, checked before the lock is taken or a model is loaded."""
+    from safety_bench.harness.system_prompts import PRESETS
+    from safety_bench.judges.registry import load_specs
+
+    where = f"{path}:"
+    for task in cfg.tasks:
+        if str(task).startswith("safety_"):
+            check.task(f"{where} tasks", task)
+    judges = sorted(load_specs())
+    for judge in cfg.judges:
+        check.judge(f"{where} judges", judge, names=judges)
+    check.system_prompt(f"{where} system_prompt", cfg.system_prompt, list(PRESETS))
+    check.data_source(f"{where} data", cfg.data)
+    check.output_store(f"{where} store", cfg.store)
+    check.output_dir(f"{where} out", cfg.out)
+    for sweep in [cfg.sweep, *(spec.sweep or {} for spec in cfg.models)]:  # the landscape flags' own checks
+        for key, low in (("points", 2), ("beta_points", 2), ("directions", 1), ("steps", 1), ("extra", 0),
+                         ("limit", 1), ("max_gen_toks", 1)):
+            check.number(f"{where} sweep.{key}", sweep.get(key), minimum=low, integer=True)
+        for key in ("range", "beta_range"):
+            check.number(f"{where} sweep.{key}", sweep.get(key), minimum=0, exclusive_minimum=True)
+        if sweep.get("task"):
+            check.task(f"{where} sweep.task", sweep["task"])
+        for judge in [sweep["judges"]] if isinstance(sweep.get("judges"), str) else sweep.get("judges") or []:
+            check.judge(f"{where} sweep.judges", judge, names=judges)
+    # a model's missing checkpoint is that model's failure, not the night's: run_nightly reports it and goes on
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -142,6 +197,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--visage-judge", help="landscape judge for VISAGE (default: keyword)")
     b.add_argument("--refusal-judge", help="judge for over-refusal on benign prompts (default: keyword)")
     b.add_argument("--reindex", action="store_true", help="rebuild the store's SQLite index from its files first")
+    b.add_argument("--strict", action="store_true",
+                   help="exit 1 when any run or model was skipped as corrupt (the board is still written)")
     b.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("store", help="manage a results store")

@@ -8,6 +8,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from safety_bench import validation as check
+
+SYSTEM_VARIANTS = ("default", "empty")
+
 
 def _command_line(args: argparse.Namespace) -> str:
     """The command with every setting that differs from its default spelled out (how it was parsed,
@@ -37,8 +41,36 @@ def _variants(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def _model(setting: str, value: str) -> None:
+    if value != "smollm2":  # the embedded SmolLM2
+        check.model_path(setting, value)
+
+
+def _check_training(args: argparse.Namespace) -> None:
+    """The settings align and finetune share, checked before a model is loaded or --out written."""
+    check.output_dir("--out", args.out)
+    for flag, low in (("epochs", 0), ("lr", 0)):
+        check.number(f"--{flag}", getattr(args, flag), minimum=low, exclusive_minimum=True)
+    for flag in ("batch_size", "max_steps", "rank", "alpha", "max_length"):
+        check.number("--" + flag.replace("_", "-"), getattr(args, flag), minimum=1, integer=True)
+    check.number("--seed", args.seed, minimum=0, integer=True)
+    check.number("--lora-dropout", args.lora_dropout, minimum=0, maximum=0.99)
+    for variant in _variants(args.system_variants) or (args.system_variants,):
+        check.choice("--system-variants", variant, SYSTEM_VARIANTS)
+    if args.adapter:
+        check.existing_path("--adapter", args.adapter, "dir")
+
+
 def _cmd_align(args: argparse.Namespace) -> int:
     from safety_bench.training.align import AlignConfig, align, merge_adapter
+
+    _model("--base", args.base)
+    _check_training(args)
+    for flag in ("harmful_per_category", "benign_limit", "distill_max_new_tokens", "gen_batch_size"):
+        check.number("--" + flag.replace("_", "-"), getattr(args, flag), minimum=1, integer=True)
+    for flag in ("harmful", "benign"):
+        if getattr(args, flag):
+            check.existing_path(f"--{flag}", getattr(args, flag), "file")
 
     try:
         if args.merge:
@@ -67,6 +99,12 @@ def _cmd_align(args: argparse.Namespace) -> int:
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from safety_bench.training.finetune import FinetuneConfig, finetune
 
+    _model("--model", args.model)
+    _check_training(args)
+    check.number("--limit", args.limit, minimum=1, integer=True)
+    if args.data:
+        check.existing_path("--data", args.data, "file")
+
     config = FinetuneConfig(mode="full" if args.full else "lora", lr=args.lr, batch_size=args.batch_size,
                             epochs=args.epochs, max_steps=args.max_steps, seed=args.seed, lora=_lora(args),
                             data=args.data, limit=args.limit, merge=args.merge,
@@ -87,6 +125,16 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 def _cmd_refusal_check(args: argparse.Namespace) -> int:
     from safety_bench.training.evaluate import refusal_check
 
+    _model("--model", args.model)
+    if args.adapter:
+        check.existing_path("--adapter", args.adapter, "dir")
+    check.choice("--system", args.system, ("default", "empty", "safety"))
+    check.max_gen_toks("--max-new-tokens", args.max_new_tokens, None if args.model == "smollm2" else args.model)
+    for flag in ("batch_size", "harmful_limit", "benign_limit"):
+        check.number("--" + flag.replace("_", "-"), getattr(args, flag), minimum=1, integer=True)
+    if args.output:
+        check.output_file("--output", args.output)
+
     try:
         result = refusal_check(args.model, adapter=args.adapter, system=args.system,
                                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
@@ -96,8 +144,9 @@ def _cmd_refusal_check(args: argparse.Namespace) -> int:
         print(f"safety-bench refusal-check: {exc}", file=sys.stderr)
         return 2
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        from safety_bench.jsonio import atomic_write_text
+
+        atomic_write_text(args.output, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "records"}))
     return 0
 

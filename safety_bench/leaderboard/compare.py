@@ -20,6 +20,7 @@ import numpy as np
 from scipy import stats
 
 from safety_bench.categories import SLUGS
+from safety_bench.leaderboard.comparable import differences, evidence_caveats
 from safety_bench.leaderboard.ingest import read_judged_jsonl, read_lm_eval_folder
 from safety_bench.leaderboard.remote import open_store
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, Store, StoreError
@@ -37,6 +38,7 @@ class Side:
     judged: dict[str, list[dict[str, Any]]]
     landscape: dict[str, Any] | None = None
     source: str = ""
+    skipped: list[str] = field(default_factory=list)  # corrupt runs left out (the rest is compared)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Comparison:
     judges: list[JudgeComparison]
     visage: dict[str, dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)  # why the evidence cannot support a verdict
 
 
 # ---------------------------------------------------------------------- statistics
@@ -222,18 +225,29 @@ def compare(baseline: Side, candidate: Side, judges: Sequence[str] | None = None
         raise ValueError(f"nothing to compare: {baseline.label} has judges {sorted(baseline.judged)}, "
                          f"{candidate.label} has {sorted(candidate.judged)}, and not both have a landscape")
     results = [compare_judge(j, baseline.judged[j], candidate.judged[j], seed) for j in common]
+    notes += [f"left out of {side.label}: {s}" for side in (baseline, candidate) for s in side.skipped]
+    caveats: list[str] = []
     for r in results:
         if r.overall.n == 0 and r.over_refusal is None:
             notes.append(f"judge {r.judge}: no prompt answered by both sides")
+        elif r.overall.n:
+            caveats += [f"{r.judge}: {c}" for c in evidence_caveats(paired_prompts=r.overall.n)]
     visage: dict[str, dict[str, Any]] = {}
     if baseline.landscape and candidate.landscape:
         vb, vc = baseline.landscape.get("visage") or {}, candidate.landscape.get("visage") or {}
         for judge in sorted(set(vb) & set(vc)):
             visage[judge] = visage_delta(vb[judge], vc[judge], baseline.landscape.get("directions"),
                                          candidate.landscape.get("directions"))
+            caveats += [f"VISAGE [{judge}]: {c}" for c in evidence_caveats(visage[judge]["n_directions"])]
+        differ = differences(baseline.landscape, candidate.landscape)
+        if differ:
+            notes.append(f"the two landscapes differ in {', '.join(differ)}: their VISAGE values measure different "
+                         "things and the delta is not a like-for-like comparison")
+            caveats.append(f"VISAGE: landscapes differ in {', '.join(differ)}")
     elif baseline.landscape or candidate.landscape:
         notes.append("only one side has a landscape: no VISAGE delta")
-    return Comparison(baseline=baseline, candidate=candidate, judges=results, visage=visage, notes=notes)
+    return Comparison(baseline=baseline, candidate=candidate, judges=results, visage=visage, notes=notes,
+                      caveats=caveats)
 
 
 def regressions(result: Comparison, thresholds: Thresholds) -> list[str]:
@@ -256,23 +270,32 @@ def regressions(result: Comparison, thresholds: Thresholds) -> list[str]:
 
 # ---------------------------------------------------------------------- loading sides
 
-def _newest_per_judge(store: Store, name: str) -> dict[str, list[dict[str, Any]]]:
+def _newest_per_judge(store: Store, name: str, skipped: list[str]) -> dict[str, list[dict[str, Any]]]:
     judged: dict[str, list[dict[str, Any]]] = {}
     for run in store.runs(name, BASE):  # newest first
-        data = store.load_base(run)
+        try:
+            data = store.load_base(run)
+        except (StoreError, OSError, ValueError) as exc:  # a corrupt run is left out, the rest compared
+            skipped.append(f"corrupt run {run.run_id} ({exc})")
+            continue
         for judge, rows in data["judged"].items():
             judged.setdefault(judge, rows)
     return judged
 
 
-def _newest_landscape(store: Store, name: str) -> dict[str, Any] | None:
+def _newest_landscape(store: Store, name: str, skipped: list[str]) -> dict[str, Any] | None:
     runs = store.runs(name, LANDSCAPE)
     runs.sort(key=lambda r: 0 if (r.path / "landscape.json").exists() else 1)
+    intact = []
     for run in runs:
-        land = store.load_landscape(run)["landscape"]
+        try:
+            intact.append(store.load_landscape(run)["landscape"])
+        except (StoreError, OSError, ValueError) as exc:
+            skipped.append(f"corrupt landscape run {run.run_id} ({exc})")
+    for land in intact:
         if land.get("kind") in ("1d_random", "2d_random"):
             return land
-    return store.load_landscape(runs[0])["landscape"] if runs else None
+    return intact[0] if intact else None
 
 
 def load_side(spec: str, store: str | os.PathLike[str] | None = None) -> Side:
@@ -280,8 +303,12 @@ def load_side(spec: str, store: str | os.PathLike[str] | None = None) -> Side:
     if store is not None:
         st = open_store(store)
         if any(m["name"] == spec for m in st.models()):
-            return Side(label=spec, judged=_newest_per_judge(st, spec), landscape=_newest_landscape(st, spec),
-                        source=f"store {st.root}")
+            skipped: list[str] = []
+            side = Side(label=spec, judged=_newest_per_judge(st, spec, skipped),
+                        landscape=_newest_landscape(st, spec, skipped), source=f"store {st.root}", skipped=skipped)
+            if not side.judged and side.landscape is None:
+                raise StoreError(f"{spec!r}: nothing intact in store {st.root} ({'; '.join(skipped) or 'no runs'})")
+            return side
     path = Path(spec)
     if not path.exists():
         where = f" nor a model in store {store}" if store is not None else " (give --store to name stored models)"

@@ -64,8 +64,14 @@ def markdown_report(result: Comparison, regressions: list[str] | None = None, ma
         out.append(f"_Note: {note}_")
     if regressions is not None:
         out += ["## Verdict", ""]
-        out += ([f"**REGRESSION**: {r}" for r in regressions] if regressions
-                else ["No significant safety regression at the set thresholds."])
+        if regressions:
+            out += [f"**REGRESSION**: {r}" for r in regressions]
+            out += [f"Caveat: {c}" for c in result.caveats]
+        elif result.caveats:
+            out += ["**No verdict**: the evidence cannot support one. No significant regression was found at the "
+                    "set thresholds, but:"] + [f"- {c}" for c in result.caveats]
+        else:
+            out.append("No significant safety regression at the set thresholds.")
         out.append("")
     for j in result.judges:
         flips = j.flips if max_flips is None else j.flips[:max_flips]
@@ -85,4 +91,5 @@ def markdown_report(result: Comparison, regressions: list[str] | None = None, ma
 def json_report(result: Comparison, regressions: list[str] | None = None) -> dict[str, Any]:
     return {"baseline": result.baseline.label, "candidate": result.candidate.label,
             "judges": [asdict(j) for j in result.judges], "visage": result.visage, "notes": result.notes,
-            "regressions": regressions}
+            "caveats": result.caveats, "regressions": regressions,
+            "left_out": {"baseline": result.baseline.skipped, "candidate": result.candidate.skipped}}

@@ -4,8 +4,10 @@ Order: models with a landscape by VISAGE (higher first), ties by harmfulness rat
 models without a landscape by harmfulness rate. The harm rate comes from a rubric judge (share of
 answers scored 5) when any model has rubric results; otherwise it is the keyword judge's ASR, and the
 chosen judge is named in every header. Every number keeps its provenance: judge and version, task and
-version, run id, date, prompt-set hash and weights id. A model whose entry is corrupt or partial is
-reported in `Board.log` and left out; the rest of the board still builds.
+version, run id, date, prompt-set hash and weights id. Damage stays partial: a corrupt run is skipped on
+its own (the model stays with what is intact, and its row says what was left out); a model is left out
+only when nothing of it is intact. Every skip is in `Board.skipped` (and `Board.log`), so
+`leaderboard build --strict` can fail on it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.categories import BENIGN, SLUGS
+from safety_bench.leaderboard.comparable import differences_among
 from safety_bench.leaderboard.ingest import harmful_and_benign
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, StoreError
 from safety_bench.metrics import summarize_group
@@ -43,6 +46,7 @@ class Row:
     landscape: dict[str, Any] | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # this model's runs left out as corrupt (also in notes)
     rank: int = 0
 
 
@@ -57,13 +61,14 @@ class Board:
     store: str
     log: list[str] = field(default_factory=list)
     validations: dict[str, dict[str, Any]] = field(default_factory=dict)  # judge -> filed judge-validate report
+    skipped: list[str] = field(default_factory=list)  # runs and models left out as corrupt
 
     @property
     def harm_label(self) -> str:
         """The harm column's title, naming the judge."""
         if self.harm_metric == "harmfulness_rate":
-            return f"Harmfulness rate [{self.harm_judge}]"
-        return f"Harm rate = ASR [{self.harm_judge}]"
+            return f"Harmfulness rate [{self.harm_judge or 'n/a'}]"
+        return f"Harm rate = ASR [{self.harm_judge or 'n/a'}]"
 
 
 def _number(value: float | None, ci: Any, n: int, **prov: Any) -> dict[str, Any] | None:
@@ -98,20 +103,51 @@ class _Loaded:
     weights_id: str | None
     base: list[tuple[RunInfo, dict[str, Any]]]  # newest first
     landscapes: list[tuple[RunInfo, dict[str, Any]]]
+    skipped: list[str] = field(default_factory=list)
 
 
-def _load(store: Store, model: Mapping[str, Any], log: list[str]) -> _Loaded | None:
+LOAD_ERRORS = (StoreError, OSError, ValueError, KeyError, TypeError)
+
+
+def _load(store: Store, model: Mapping[str, Any], log: list[str], skipped: list[str]) -> _Loaded | None:
+    """A model's intact runs; each corrupt run is skipped on its own and named in the model's notes."""
     name = str(model["name"])
     try:
-        base = [(r, store.load_base(r)) for r in store.runs(name, BASE)]
-        scapes = [(r, store.load_landscape(r)) for r in store.runs(name, LANDSCAPE)]
-    except (StoreError, OSError, ValueError, KeyError, TypeError) as exc:
-        log.append(f"skipped model {name!r}: corrupt or partial entry: {exc}")
+        runs = store.runs(name)
+    except LOAD_ERRORS as exc:
+        log.append(f"skipped model {name!r}: unreadable index entry: {exc}")
+        skipped.append(name)
         return None
+    base: list[tuple[RunInfo, dict[str, Any]]] = []
+    scapes: list[tuple[RunInfo, dict[str, Any]]] = []
+    bad: list[str] = []
+    for run in runs:
+        if run.kind not in (BASE, LANDSCAPE):
+            continue
+        try:
+            if run.kind == BASE:
+                base.append((run, store.load_base(run)))
+            else:
+                scapes.append((run, _checked_landscape(store.load_landscape(run))))
+        except LOAD_ERRORS as exc:
+            bad.append(f"skipped corrupt {run.kind} run {run.run_id}: {exc}")
     if not base and not scapes:
-        log.append(f"skipped model {name!r}: no runs stored")
+        log.append(f"skipped model {name!r}: " + ("; ".join(bad) if bad else "no runs stored"))
+        if bad:
+            skipped.append(name)
         return None
-    return _Loaded(name, model.get("weights_id"), base, scapes)
+    skipped += [f"{name}: {b}" for b in bad]
+    return _Loaded(name, model.get("weights_id"), base, scapes, bad)
+
+
+def _checked_landscape(data: dict[str, Any]) -> dict[str, Any]:
+    """A landscape whose VISAGE entries can be read (a hand-edited or truncated file fails here, not later)."""
+    for judge, entry in data["landscape"]["visage"].items():
+        if not isinstance(entry, dict):
+            raise StoreError(f"visage[{judge!r}] is not an object")
+        if entry.get("mean") is not None:
+            float(entry["mean"])
+    return data
 
 
 def _judges_with(loaded: list[_Loaded], predicate: Any) -> Counter[str]:
@@ -182,7 +218,8 @@ def build_board(store: Store, harm_judge: str | None = None, visage_judge: str |
                 refusal_judge: str | None = None) -> Board:
     """Rank every model in the store; corrupt entries are logged in `Board.log` and skipped."""
     log: list[str] = []
-    loaded = [m for m in (_load(store, info, log) for info in store.models()) if m is not None]
+    skipped: list[str] = []
+    loaded = [m for m in (_load(store, info, log, skipped) for info in store.models()) if m is not None]
     rubric = _judges_with(loaded, _is_rubric)
     if harm_judge is None:
         harm_judge = _pick(rubric) or _pick(_judges_with(loaded, lambda rows: bool(harmful_and_benign(rows)[0])),
@@ -197,11 +234,12 @@ def build_board(store: Store, harm_judge: str | None = None, visage_judge: str |
         visage_judge = _pick(scape_judges, ("keyword",))
     rows: list[Row] = []
     for m in loaded:
-        row = Row(name=m.name, weights_id=m.weights_id)
+        row = Row(name=m.name, weights_id=m.weights_id, notes=list(m.skipped), skipped=list(m.skipped))
         try:
             _fill_row(m, row, harm_judge, metric, refusal_judge, visage_judge)
         except (KeyError, TypeError, ValueError) as exc:
             log.append(f"skipped model {m.name!r}: malformed entry: {exc}")
+            skipped.append(m.name)
             continue
         rows.append(row)
         for note in row.notes:
@@ -209,8 +247,12 @@ def build_board(store: Store, harm_judge: str | None = None, visage_judge: str |
     rows = rank_rows(rows)
     used = {harm_judge, visage_judge, refusal_judge}
     validations = {j: v for j, v in store.validations().items() if j in used}
+    differ = differences_among([r.landscape for r in rows if r.visage and r.landscape])
+    if differ:
+        log.append(f"warning: the VISAGE values on this board come from landscapes that differ in {', '.join(differ)}; "
+                   "they are ranked side by side but measure different things")
     return Board(rows=rows, harm_judge=harm_judge, harm_metric=metric, visage_judge=visage_judge,
-                 refusal_judge=refusal_judge, built=now_iso(), store=str(store.root), log=log,
+                 refusal_judge=refusal_judge, built=now_iso(), store=str(store.root), log=log, skipped=skipped,
                  validations=validations)
 
 

@@ -76,7 +76,7 @@ def provenance_text(number: dict[str, Any] | None) -> str:
         parts.append(f"landscape {number['landscape_kind']}")
     parts.append(f"run {number.get('run')}")
     parts.append(f"date {number.get('date')}")
-    parts.append(f"n={number.get('n')}")
+    parts.append(n_text(number))
     if number.get("prompt_set_hash"):
         parts.append(f"prompts {str(number['prompt_set_hash'])[:12]}")
     if number.get("weights_id"):
@@ -84,15 +84,30 @@ def provenance_text(number: dict[str, Any] | None) -> str:
     return "; ".join(parts)
 
 
+def n_text(number: dict[str, Any]) -> str:
+    """What `n` counts: directions for VISAGE, benign prompts for over-refusal, scored harmful prompts else."""
+    n = number.get("n")
+    metric = number.get("metric")
+    if metric == "visage":
+        kind = str(number.get("landscape_kind") or "")
+        what = ("interpolation path" if kind.endswith("interpolation") else
+                "random direction pair" if kind.startswith("2d") else "random direction")
+        return f"n={n} {what}{'' if n == 1 else 's'}" + ("" if n == 1 else " (VISAGE is their mean)")
+    if metric == "refusal_rate":
+        return f"n={n} benign prompts scored"
+    return f"n={n} harmful prompts scored"
+
+
 def headers(board: Board) -> dict[str, str]:
-    """Column titles, each naming its judge."""
+    """Column titles, each naming its judge ('n/a' when no model had one: never 'None')."""
     metric = "harm. rate" if board.harm_metric == "harmfulness_rate" else "ASR"
+    harm_judge = board.harm_judge or "n/a"
     out = {"visage": f"VISAGE [{board.visage_judge or 'n/a'}]", "harm": board.harm_label,
            "over_refusal": f"Over-refusal on benign [{board.refusal_judge or 'n/a'}]"}
     if board.harm_metric == "harmfulness_rate":
-        out["harm_score"] = f"Harmfulness score 1-5 [{board.harm_judge}]"
+        out["harm_score"] = f"Harmfulness score 1-5 [{harm_judge}]"
     for slug in SLUGS:
-        out[slug] = f"{BY_SLUG[slug].title} ({metric} [{board.harm_judge}])"
+        out[slug] = f"{BY_SLUG[slug].title} ({metric} [{harm_judge}])"
     return out
 
 
@@ -146,12 +161,12 @@ def _ci(number: dict[str, Any] | None, i: int) -> Any:
 
 def board_csv(board: Board) -> str:
     hv = f"[{board.visage_judge or 'n/a'}]"
-    hh = f"{board.harm_metric}[{board.harm_judge}]"
-    hr = f"over_refusal[{board.refusal_judge}]"
+    hh = f"{board.harm_metric}[{board.harm_judge or 'n/a'}]"
+    hr = f"over_refusal[{board.refusal_judge or 'n/a'}]"
     cols = ["rank", "model", "weights_id", f"visage{hv}", f"visage{hv}_ci_low", f"visage{hv}_ci_high",
             "visage_directions", hh, f"{hh}_ci_low", f"{hh}_ci_high", f"{hh}_n"]
     if board.harm_metric == "harmfulness_rate":
-        cols.append(f"harmfulness_score[{board.harm_judge}]")
+        cols.append(f"harmfulness_score[{board.harm_judge or 'n/a'}]")
     cols += [f"{slug}:{hh}" for slug in SLUGS]
     cols += [hr, f"{hr}_ci_low", f"{hr}_ci_high", "harm_run", "harm_date", "harm_judge_version", "harm_tasks",
              "harm_prompt_set_hash", "visage_run", "visage_date", "over_refusal_run", "over_refusal_date", "notes"]
@@ -186,9 +201,11 @@ def board_markdown(board: Board) -> str:
     lines = ["# Safety leaderboard", "", f"Built {board.built} from store `{board.store}`. Ranked by VISAGE "
              "(higher first), ties by harm rate (lower first); models without a landscape follow by harm rate. "
              "Rates in percent with 95% Wilson CIs; VISAGE with its CI over directions.", ""]
-    if board.harm_metric == "asr":
+    if board.harm_metric == "asr" and board.harm_judge:
         lines += [f"No rubric-judge results: the harm rate is the **{board.harm_judge}** judge's ASR "
                   "(share of answers that are not refusals).", ""]
+    if not board.rows:
+        lines += ["**No model on the board**: every model was skipped (see the build log below).", ""]
     cols = ["#", "Model", h["visage"], h["harm"]] + ([h["harm_score"]] if "harm_score" in h else []) + [h["over_refusal"]]
     lines += ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in board.rows:
@@ -202,7 +219,7 @@ def board_markdown(board: Board) -> str:
         lines += ["", "Judges held to human labels (`safety-bench judge-validate`):", ""]
         lines += [f"- {_md_cell(t)}" for t in checked]
     lines += ["", f"## Per category: {'harmfulness rate' if board.harm_metric == 'harmfulness_rate' else 'ASR'} "
-              f"[{board.harm_judge}], percent", ""]
+              f"[{board.harm_judge or 'n/a'}], percent", ""]
     cat_cols = ["Model"] + [h[s] for s in SLUGS]
     lines += ["| " + " | ".join(_md_cell(c) for c in cat_cols) + " |", "|" + "---|" * len(cat_cols)]
     for r in board.rows:
@@ -248,6 +265,28 @@ def _plot_from_landscape(landscape: dict[str, Any], judge: str | None, target: P
     return True
 
 
+def _redraw(landscape: dict[str, Any], name: str, slug: str, plot_dir: Path) -> list[str]:
+    """The landscape's plots drawn again under the model's stored name (the sweep's PNGs carry the name the
+    sweep was run with, which `--name` at `store add` may have changed); [] when the data cannot be drawn."""
+    from safety_bench.landscape.plots import plot_landscape
+
+    tmp = plot_dir / f".{slug}.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        drawn = plot_landscape({**landscape, "model": {**(landscape.get("model") or {}), "name": name}}, tmp)
+    except (KeyError, TypeError, ValueError, IndexError):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return []
+    rel = []
+    for path in drawn:  # PNGs on the page, SVGs beside them for print
+        target = plot_dir / f"{slug}--{path.name}"
+        path.replace(target)
+        if path.suffix == ".png":
+            rel.append(f"plots/{target.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return rel
+
+
 def _copy_plots(board: Board, out: Path) -> dict[str, list[str]]:
     plots: dict[str, list[str]] = {}
     plot_dir = out / "plots"
@@ -255,8 +294,8 @@ def _copy_plots(board: Board, out: Path) -> dict[str, list[str]]:
         shutil.rmtree(plot_dir)
     for r in board.rows:
         slug = model_slug(r.name)
-        rel: list[str] = []
-        for png in r.landscape_plots:
+        rel: list[str] = _redraw(r.landscape, r.name, slug, plot_dir) if r.landscape is not None else []
+        for png in r.landscape_plots if not rel else ():
             target = plot_dir / f"{slug}--{png.name}"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(png, target)

@@ -80,10 +80,12 @@ class NightlyReport:
     failures: dict[str, str] = field(default_factory=dict)
     gaps: list[str] = field(default_factory=list)
     board: dict[str, Path] = field(default_factory=dict)
+    board_skipped: list[str] = field(default_factory=list)  # corrupt runs/models the board left out
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failures else 0
+        """1 when a model failed or the board skipped anything (nightly builds the board with --strict)."""
+        return 1 if self.failures or self.board_skipped else 0
 
 
 def load_config(path: str | os.PathLike[str]) -> NightlyConfig:
@@ -314,4 +316,5 @@ def run_nightly(cfg: NightlyConfig, evaluator: Callable[[ModelSpec, Mapping[str,
         board.log = ([f"FAILED {name}: {err}" for name, err in report.failures.items()]
                      + [f"gap: {g}" for g in report.gaps] + board.log)
         report.board = write_board(board, cfg.out)
+        report.board_skipped = list(board.skipped)  # strict: a corrupt entry must not pass a nightly silently
     return report
