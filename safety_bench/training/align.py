@@ -2,7 +2,10 @@
 
 Data: harmful requests paired with short refusals (the bundled 220, 20 per category), and harmless
 prompts paired with the *base model's own* greedy answers (self-distillation: it keeps its helpfulness
-and style without hand-written answers). The base answers are generated once, batched, and cached in the
+and style without hand-written answers): everyday benign prompts and borderline-safe ones that only sound
+harmful ("kill a process", history, definitions, fictional figures), which teach the model not to refuse
+on alarming words alone. A distilled answer that is itself a refusal is dropped, so nothing harmless is
+ever paired with a refusal. The base answers are generated once, batched, and cached in the
 output folder (`distill_cache.jsonl`), so a re-run with the same `--out` skips generation.
 Training: the chat template is applied and only the assistant tokens carry loss; every example is
 rendered with one of the system-turn variants (the template's default, or an explicit empty system
@@ -64,6 +67,10 @@ class AlignConfig:
     benign_limit: int | None = None  # None: every benign prompt
     harmful_file: str | None = None  # JSONL with instruction + response (default: the bundled set)
     benign_file: str | None = None  # JSONL with instruction (default: the bundled set)
+    borderline: bool = True  # add the borderline-safe prompts (self-distilled like the benign ones)
+    borderline_file: str | None = None  # JSONL with instruction (default: the bundled align_borderline set)
+    borderline_limit: int | None = None  # None: every borderline prompt
+    benign_repeat: int = 1  # each benign/borderline example appears this many times per epoch (the mix)
     device: str = "auto"
     dtype: str = "auto"
     save_dtype: str = "float16"  # the adapter file's dtype (LoRA weights are small; half the bytes)
@@ -128,6 +135,24 @@ def benign_set(config: AlignConfig) -> list[dict]:
     return rows[:config.benign_limit] if config.benign_limit else rows
 
 
+def borderline_set(config: AlignConfig) -> list[dict]:
+    """The borderline-safe prompts to self-distil (none with `borderline=False`)."""
+    if not config.borderline:
+        return []
+    rows = (datasets.read_prompts(config.borderline_file) if config.borderline_file
+            else datasets.align_borderline_prompts())
+    return rows[:config.borderline_limit] if config.borderline_limit else rows
+
+
+def usable_answers(distilled: list[dict]) -> tuple[list[dict], int]:
+    """(distilled answers worth training on, number dropped): empty answers teach nothing, and an answer
+    the refusal heuristic reads as a refusal would teach the very over-refusal the recipe fights."""
+    from safety_bench.judges.keyword import heuristic_is_refusal
+
+    kept = [r for r in distilled if r["response"].strip() and not heuristic_is_refusal(r["response"])]
+    return kept, len(distilled) - len(kept)
+
+
 def distill(model, tokenizer, prompts: list[dict], config: AlignConfig, fingerprint: str,
             cache_path: Path | None, progress: bool = True) -> list[dict]:
     """The base model's greedy answers to the benign prompts, reusing and extending the cache."""
@@ -174,12 +199,12 @@ def build_examples(tokenizer, harmful: list[dict], distilled: list[dict], config
         system = core.SYSTEM_VARIANTS[_variant(i, config.system_variants)]
         examples.append(core.encode_example(tokenizer, r["instruction"], r["response"], system, True,
                                             config.max_length))
-    for r in distilled:
-        if not r["response"].strip():
-            continue  # an empty answer teaches nothing useful
-        examples.append(core.encode_example(tokenizer, r["instruction"], r["response"],
-                                            core.SYSTEM_VARIANTS[r["system_variant"]], bool(r["finished"]),
-                                            config.max_length))
+    kept, _ = usable_answers(distilled)
+    for _ in range(max(1, config.benign_repeat)):
+        for r in kept:
+            examples.append(core.encode_example(tokenizer, r["instruction"], r["response"],
+                                                core.SYSTEM_VARIANTS[r["system_variant"]], bool(r["finished"]),
+                                                config.max_length))
     return examples
 
 
@@ -200,10 +225,12 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
     fingerprint = core.model_fingerprint(base_dir)
     harmful = harmful_set(config)
     benign = benign_set(config)
-    overlap = datasets.eval_overlap([r["instruction"] for r in harmful + benign])
+    borderline = borderline_set(config)
+    overlap = datasets.eval_overlap([r["instruction"] for r in harmful + benign + borderline])
     if overlap:
         log.warning("%d training prompts overlap the evaluation prompts, e.g. %r", len(overlap), overlap[0][1])
-    distilled = distill(model, tokenizer, benign, config, fingerprint, out / DISTILL_CACHE, progress)
+    distilled = distill(model, tokenizer, benign + borderline, config, fingerprint, out / DISTILL_CACHE, progress)
+    _, dropped = usable_answers(distilled)
     t_distill = time.perf_counter() - t0
     examples = build_examples(tokenizer, harmful, distilled, config)
 
@@ -233,10 +260,16 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
                 "harmful": {"source": config.harmful_file or f"bundled:{datasets.ALIGN_HARMFUL_FILE}",
                             "examples": len(harmful), "sha256": datasets.records_sha256(harmful)},
                 "benign": {"source": config.benign_file or f"bundled:{datasets.ALIGN_BENIGN_FILE}",
-                           "examples": len(distilled), "sha256": datasets.records_sha256(benign),
+                           "examples": len(benign), "sha256": datasets.records_sha256(benign),
                            "distilled_sha256": datasets.records_sha256(
                                [{k: r[k] for k in ("instruction", "response", "finished")} for r in distilled]),
                            "distilled_finished": sum(bool(r["finished"]) for r in distilled)},
+                "borderline": {"source": (config.borderline_file or f"bundled:{datasets.ALIGN_BORDERLINE_FILE}")
+                               if config.borderline else None,
+                               "examples": len(borderline), "sha256": datasets.records_sha256(borderline)},
+                "distilled_refusals_dropped": dropped,
+                "benign_repeat": config.benign_repeat,
+                "training_examples": len(examples),
                 "eval_overlap": len(overlap),
             },
             "versions": core.software_versions(),
@@ -293,7 +326,10 @@ def write_readme(path: Path, recipe: dict) -> None:
         f"- base: {recipe['base']['name']} (fingerprint {recipe['base']['fingerprint']})",
         f"- seed: {recipe['seed']}",
         f"- data: {data['harmful']['examples']} harmful/refusal pairs ({data['harmful']['source']}), "
-        f"{data['benign']['examples']} self-distilled benign pairs ({data['benign']['source']}); "
+        f"{data['benign']['examples']} self-distilled benign pairs ({data['benign']['source']}), "
+        f"{data.get('borderline', {}).get('examples', 0)} self-distilled borderline-safe pairs "
+        f"({data.get('borderline', {}).get('source')}); {data.get('distilled_refusals_dropped', 0)} distilled "
+        f"answers dropped as refusals; "
         f"overlap with evaluation prompts: {data['eval_overlap']}",
         f"- loss: {recipe['result'].get('first_loss')} -> {recipe['result'].get('last_loss')} over "
         f"{recipe['result'].get('steps')} steps (train_log.jsonl)",
