@@ -112,3 +112,29 @@ def test_align_without_borderline_prompts_records_none(tmp_path):
                                             "sha256": datasets.records_sha256([])}
     assert flag in recipe["command"]
     assert len(core.read_jsonl(out / "distill_cache.jsonl")) == 2
+
+
+def test_align_continues_an_existing_adapter(tmp_path):
+    from training_helpers import build_trainable_tiny
+
+    model = build_trainable_tiny(tmp_path / "m")
+    fast = ["--harmful-per-category", "2", "--benign-limit", "4", "--borderline-limit", "4",
+            "--distill-max-new-tokens", "4", "--lr", "1e-2", "--seed", "1", "--quiet"]
+    first = tmp_path / "first"
+    assert main(["align", "--base", str(model), "--out", str(first), "--max-steps", "12", *fast]) == 0
+    again = tmp_path / "again"
+    (again).mkdir()
+    (again / "distill_cache.jsonl").write_bytes((first / "distill_cache.jsonl").read_bytes())
+    assert main(["align", "--base", str(model), "--out", str(again), "--max-steps", "2", "--init-adapter",
+                 str(first), *fast]) == 0
+    losses = [json.loads(line)["loss"] for line in (first / "train_log.jsonl").read_text().splitlines()]
+    continued = [json.loads(line)["loss"] for line in (again / "train_log.jsonl").read_text().splitlines()]
+    assert continued[0] < losses[0] - 0.5  # it starts where the first adapter left off, not from scratch
+    recipe = json.loads((again / "recipe.json").read_text())
+    assert recipe["init_adapter"]["path"] == str(first) and "--init-adapter" in recipe["command"]
+    assert recipe["init_adapter"]["command"] == json.loads((first / "recipe.json").read_text())["command"]
+    assert len(recipe["init_adapter"]["weights_sha256"]) == 64
+    # a rank that does not match the adapter is refused before anything is written
+    assert main(["align", "--base", str(model), "--out", str(tmp_path / "no"), "--init-adapter", str(first),
+                 "--rank", "4", *fast]) == 2
+    assert not (tmp_path / "no").exists()

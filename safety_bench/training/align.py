@@ -71,6 +71,7 @@ class AlignConfig:
     borderline_file: str | None = None  # JSONL with instruction (default: the bundled align_borderline set)
     borderline_limit: int | None = None  # None: every borderline prompt
     benign_repeat: int = 1  # each benign/borderline example appears this many times per epoch (the mix)
+    init_adapter: str | None = None  # continue training this LoRA adapter instead of a fresh one
     device: str = "auto"
     dtype: str = "auto"
     save_dtype: str = "float16"  # the adapter file's dtype (LoRA weights are small; half the bytes)
@@ -217,6 +218,8 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
     for v in config.system_variants:
         if v not in core.SYSTEM_VARIANTS:
             raise ValueError(f"unknown system variant {v!r}; use {', '.join(core.SYSTEM_VARIANTS)}")
+    if config.init_adapter:
+        check_init_adapter(config)
     base_dir, base_name = resolve_model_dir(base)
     out = Path(out)
     t0 = time.perf_counter()
@@ -235,7 +238,11 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
     examples = build_examples(tokenizer, harmful, distilled, config)
 
     core.seed_everything(config.seed)  # the LoRA init and dropout draw from here, after generation
-    model = get_peft_model(model, config.lora.peft_config())
+    init = None
+    if config.init_adapter:
+        model, init = continue_adapter(model, config)
+    else:
+        model = get_peft_model(model, config.lora.peft_config())
     if progress:
         model.print_trainable_parameters()
     settings = core.TrainSettings(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
@@ -272,6 +279,7 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
                 "training_examples": len(examples),
                 "eval_overlap": len(overlap),
             },
+            "init_adapter": init,
             "versions": core.software_versions(),
             "result": core.loss_summary(entries),
             "timing": {"distill_s": round(t_distill, 1), "total_s": round(time.perf_counter() - t0, 1)},
@@ -281,6 +289,38 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
     log.info("aligned adapter written to %s (loss %.3f -> %.3f)", out, recipe["result"]["first_loss"],
              recipe["result"]["last_loss"])
     return out
+
+
+def check_init_adapter(config: AlignConfig) -> Path:
+    """The `init_adapter` folder, checked before anything is loaded or written."""
+    import json
+
+    folder = Path(str(config.init_adapter))
+    cfg_path = folder / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"--init-adapter {str(folder)!r} is not a LoRA adapter folder (no adapter_config.json)")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if int(cfg.get("r", -1)) != config.lora.rank:
+        raise ValueError(f"--init-adapter {str(folder)!r} has LoRA rank {cfg.get('r')}, not --rank "
+                         f"{config.lora.rank}; pass --rank {cfg.get('r')}")
+    return folder
+
+
+def continue_adapter(model, config: AlignConfig):
+    """(model with `config.init_adapter` attached and trainable, its record for recipe.json). The adapter's
+    own LoRA settings (rank, alpha, targets) apply; `config.lora` must agree on rank, so the recipe says
+    what was trained."""
+    import json
+
+    from peft import PeftModel
+
+    folder = check_init_adapter(config)
+    model = PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+    record = {"path": str(folder), "weights_sha256": datasets.file_sha256(folder / ADAPTER_WEIGHTS)}
+    recipe = folder / RECIPE_FILE
+    if recipe.is_file():
+        record["command"] = json.loads(recipe.read_text(encoding="utf-8")).get("command")
+    return model, record
 
 
 def _portable_adapter_config(folder: Path, base_name: str) -> None:
@@ -322,6 +362,8 @@ def write_readme(path: Path, recipe: dict) -> None:
         "```",
         recipe["command"] or "(made through the Python API; settings in recipe.json)",
         "```",
+        *([f"(continues the adapter `{recipe['init_adapter']['path']}`, made by "
+           f"`{recipe['init_adapter'].get('command')}`)"] if recipe.get("init_adapter") else []),
         "",
         f"- base: {recipe['base']['name']} (fingerprint {recipe['base']['fingerprint']})",
         f"- seed: {recipe['seed']}",

@@ -60,6 +60,7 @@ def _cmd_align(args: argparse.Namespace) -> int:
                              harmful_file=args.harmful, benign_file=args.benign,
                              borderline=not args.no_borderline, borderline_file=args.borderline,
                              borderline_limit=args.borderline_limit, benign_repeat=args.benign_repeat,
+                             init_adapter=args.init_adapter,
                              device=args.device,
                              dtype=args.dtype, save_dtype=args.save_dtype)
         out = align(args.base, args.out, config, command=_command_line(args), progress=not args.quiet)
@@ -151,6 +152,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--harmful-per-category", type=int, help="use at most N harmful pairs per category")
     p.add_argument("--benign-limit", type=int, help="use at most N benign prompts")
     p.add_argument("--borderline-limit", type=int, help="use at most N borderline-safe prompts")
+    p.add_argument("--init-adapter", help="continue training this LoRA adapter folder (same --rank) instead of "
+                   "a fresh one, e.g. to correct an existing adapter's over-refusal")
     p.add_argument("--benign-repeat", type=int, default=1,
                    help="show each benign/borderline example N times per epoch (the mix; default 1)")
     p.add_argument("--distill-max-new-tokens", type=int, default=48,
