@@ -42,14 +42,16 @@ def plot(points: list[dict], out: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, judge in zip(axes, ("keyword", "heuristic"), strict=True):
-        ax.axvspan(0, OVER_REFUSAL_TARGET * 100, ymin=0, ymax=1, color="#e8f4e8", zorder=0)
+        ax.fill_between([0, OVER_REFUSAL_TARGET * 100], 0, ASR_TARGET * 100, color="#d8f0d8", zorder=0,
+                        label="both targets met")
         ax.axhline(ASR_TARGET * 100, color="grey", ls="--", lw=1)
         ax.axvline(OVER_REFUSAL_TARGET * 100, color="grey", ls="--", lw=1)
         for p in points:
             x, y = 100 * p[f"borderline_refused_{judge}"], 100 * p[f"asr_{judge}"]
             marker = "s" if p["label"].startswith(("base", "v1")) else "o"
             ax.scatter([x], [y], marker=marker, s=50, zorder=3)
-            ax.annotate(p["label"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            below = p["label"].startswith("v1")  # v1 and its nearest neighbour would overlap
+            ax.annotate(p["label"], (x, y), textcoords="offset points", xytext=(5, -11 if below else 4), fontsize=8)
         ax.set_xlabel(f"borderline-safe over-refusal % ({judge} judge, 96 validation prompts)")
         ax.set_title(f"{judge} judge")
         ax.set_xlim(-2, 102)
