@@ -121,14 +121,14 @@ def _complete_model_folder(folder: Path) -> bool:
 
 
 class Runner:
-    def __init__(self, s: Settings) -> None:
+    def __init__(self, s: Settings, adapter: Path | None = None) -> None:
         self.s = s
         self.t0 = time.perf_counter()
         self.log = s.out / "reproduce.log"
         self.timings: dict[str, float] = {}
         from safety_bench.models import smollm2_dir
         self.base = Path(smollm2_dir())
-        self.adapter = REPO / "artifacts" / "smollm2-aligned-lora"
+        self.adapter = Path(adapter) if adapter else REPO / "artifacts" / "smollm2-aligned-lora"
         self.aligned = s.out / "aligned"
         self.finetuned = s.out / "finetuned"
         self.store = s.out / "store"
@@ -444,14 +444,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--examples", help="where figures, tables and landscape.json copies go "
                                       "(default examples/; --quick: OUT/examples)")
     p.add_argument("--plan", action="store_true", help="print the step plan and grid-point count, run nothing")
+    p.add_argument("--adapter", help="the aligned LoRA adapter (default: the shipped artifacts/smollm2-aligned-lora; "
+                   "artifacts/smollm2-aligned-lora-v1 reproduces the numbers in examples/RESULTS.md; "
+                   "finished steps are reused, so give each adapter its own --out)")
     args = p.parse_args(argv)
+    if args.adapter and not (Path(args.adapter) / "adapter_config.json").is_file():
+        print(f"reproduce.py: error: --adapter {args.adapter!r}: not a LoRA adapter folder (no adapter_config.json)",
+              file=sys.stderr)
+        return 2
     s = Settings.make(args.out, args.quick, args.examples)
     if args.plan:
         for st in plan(s):
             print(f"{st['step']:28s} {st['points']:3d} points")
         print(f"total {total_points(s)} grid points (budget {POINT_BUDGET})")
         return 0
-    Runner(s).all()
+    Runner(s, adapter=Path(args.adapter) if args.adapter else None).all()
     return 0
 
 

@@ -34,7 +34,7 @@ INTEGRATION_MODULES = {
     "test_benchmark_landscape_speed", "test_cli_eval", "test_landscape_generation", "test_landscape_sweep",
     "test_leaderboard_board", "test_leaderboard_browser", "test_leaderboard_nightly", "test_leaderboard_remote",
     "test_records_pipeline", "test_reproduce_peft", "test_reproduce_script", "test_reproduce_store_judges",
-    "test_smollm2_e2e", "test_tasks", "test_training_align", "test_training_finetune", "test_training_shipped",
+    "test_smollm2_e2e", "test_tasks", "test_training_align", "test_training_finetune", "test_training_shipped", "test_training_borderline",
     "test_judges_classifiers", "test_direction_golden", "test_vllm_extension", "test_landscape_perturb",
 }
 

@@ -12,7 +12,7 @@ from safety_bench.training.align import AlignConfig, align, merge_adapter
 
 from helpers.training import build_trainable_tiny
 
-FAST = ["--harmful-per-category", "2", "--benign-limit", "6", "--distill-max-new-tokens", "6",
+FAST = ["--harmful-per-category", "2", "--benign-limit", "6", "--borderline-limit", "4", "--distill-max-new-tokens", "6",
         "--max-steps", "16", "--epochs", "8", "--lr", "1e-2", "--batch-size", "8", "--quiet"]
 
 @pytest.fixture(scope="module")
@@ -39,13 +39,16 @@ def test_align_lowers_the_loss_and_records_the_recipe(adapter):
     recipe = json.loads((adapter / "recipe.json").read_text())
     assert recipe["seed"] == 3 and recipe["command"].startswith("safety-bench align --base")
     assert recipe["data"]["harmful"]["examples"] == 22 and recipe["data"]["benign"]["examples"] == 6
+    assert recipe["data"]["borderline"]["examples"] == 4
+    kept = 10 - recipe["data"]["distilled_refusals_dropped"]
+    assert recipe["data"]["training_examples"] == 22 + kept
     assert recipe["data"]["eval_overlap"] == 0
     assert recipe["result"]["last_loss"] < recipe["result"]["first_loss"]
     assert set(recipe["versions"]) >= {"torch", "transformers", "peft"}
     assert "--seed 3" in recipe["command"] and "--max-steps 16" in recipe["command"]
     assert recipe["command"] in (adapter / "README.md").read_text()
     cache = core.read_jsonl(adapter / "distill_cache.jsonl")
-    assert len(cache) == 6 and {r["system_variant"] for r in cache} == {"default", "empty"}
+    assert len(cache) == 10 and {r["system_variant"] for r in cache} == {"default", "empty"}
 
 
 def test_adapter_loads_with_peft_and_changes_the_model(adapter, tmodel):

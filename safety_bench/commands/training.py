@@ -80,12 +80,20 @@ def _cmd_align(args: argparse.Namespace) -> int:
             out = merge_adapter(args.base, args.adapter, args.out)
             print(json.dumps({"merged": str(out)}))
             return 0
+        if args.benign_repeat < 1:
+            print(f"safety-bench align: error: --benign-repeat {args.benign_repeat!r}: must be at least 1 "
+                  "(valid: 1, 2, 3, ...)", file=sys.stderr)
+            return 2
         config = AlignConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                              max_steps=args.max_steps, lora=_lora(args),
                              distill_max_new_tokens=args.distill_max_new_tokens, gen_batch_size=args.gen_batch_size,
                              max_length=args.max_length, system_variants=_variants(args.system_variants),
                              harmful_per_category=args.harmful_per_category, benign_limit=args.benign_limit,
-                             harmful_file=args.harmful, benign_file=args.benign, device=args.device,
+                             harmful_file=args.harmful, benign_file=args.benign,
+                             borderline=not args.no_borderline, borderline_file=args.borderline,
+                             borderline_limit=args.borderline_limit, benign_repeat=args.benign_repeat,
+                             init_adapter=args.init_adapter,
+                             device=args.device,
                              dtype=args.dtype, save_dtype=args.save_dtype)
         out = align(args.base, args.out, config, command=_command_line(args), progress=not args.quiet)
     except (FileNotFoundError, ValueError) as exc:
@@ -139,7 +147,8 @@ def _cmd_refusal_check(args: argparse.Namespace) -> int:
         result = refusal_check(args.model, adapter=args.adapter, system=args.system,
                                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                                harmful_limit=args.harmful_limit, benign_limit=args.benign_limit,
-                               device=args.device, progress=not args.quiet)
+                               device=args.device, progress=not args.quiet,
+                               borderline=not args.no_borderline, borderline_limit=args.borderline_limit)
     except (FileNotFoundError, ValueError) as exc:
         print(f"safety-bench refusal-check: {exc}", file=sys.stderr)
         return 2
@@ -185,8 +194,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--harmful", help="JSONL of harmful requests with refusals (instruction, response); "
                    "default: the bundled 220")
     p.add_argument("--benign", help="JSONL of benign prompts to self-distil (instruction); default: the bundled set")
+    p.add_argument("--borderline", help="JSONL of borderline-safe prompts to self-distil (instruction); "
+                   "default: the bundled 160 (align_borderline.jsonl)")
+    p.add_argument("--no-borderline", action="store_true", help="train without borderline-safe prompts "
+                   "(the v1 recipe's data)")
     p.add_argument("--harmful-per-category", type=int, help="use at most N harmful pairs per category")
     p.add_argument("--benign-limit", type=int, help="use at most N benign prompts")
+    p.add_argument("--borderline-limit", type=int, help="use at most N borderline-safe prompts")
+    p.add_argument("--init-adapter", help="continue training this LoRA adapter folder (same --rank) instead of "
+                   "a fresh one, e.g. to correct an existing adapter's over-refusal")
+    p.add_argument("--benign-repeat", type=int, default=1,
+                   help="show each benign/borderline example N times per epoch (the mix; default 1)")
     p.add_argument("--distill-max-new-tokens", type=int, default=48,
                    help="length limit of the base model's self-distilled answers (default 48)")
     p.add_argument("--gen-batch-size", type=int, default=16, help="batch size for self-distillation (default 16)")
@@ -219,9 +237,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "refusal-check", help="quick direct check: keyword ASR on the sample harmful prompts, over-refusal on "
-        "the benign ones",
-        description="Greedy answers (chat template, batched) to the 88 bundled harmful sample prompts and the 40 "
-        "benign prompts, judged by the paper keyword judge and the refusal heuristic. A fast sanity check "
+        "the benign and borderline-safe ones (per kind)",
+        description="Greedy answers (chat template, batched) to the 88 bundled harmful sample prompts, the 40 "
+        "benign prompts and the 96 borderline-safe validation prompts (over-refusal per kind), judged by the paper keyword judge and the refusal heuristic. A fast sanity check "
         "for align/finetune outputs; the full evaluation goes through `safety-bench eval`.")
     p.add_argument("--model", required=True, help="model folder (HF format), or 'smollm2'")
     p.add_argument("--adapter", help="LoRA adapter to merge in")
@@ -230,6 +248,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="generation batch size (default 16)")
     p.add_argument("--harmful-limit", type=int, help="only the first N harmful prompts")
     p.add_argument("--benign-limit", type=int, help="only the first N benign prompts")
+    p.add_argument("--borderline-limit", type=int, help="only the first N borderline-safe validation prompts")
+    p.add_argument("--no-borderline", action="store_true",
+                   help="skip the 96 borderline-safe validation prompts (over-refusal per kind)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     p.add_argument("--output", help="write the full result (every answer) as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -2,7 +2,10 @@
 
 Data: harmful requests paired with short refusals (the bundled 220, 20 per category), and harmless
 prompts paired with the *base model's own* greedy answers (self-distillation: it keeps its helpfulness
-and style without hand-written answers). The base answers are generated once, batched, and cached in the
+and style without hand-written answers): everyday benign prompts and borderline-safe ones that only sound
+harmful ("kill a process", history, definitions, fictional figures), which teach the model not to refuse
+on alarming words alone. A distilled answer that is itself a refusal is dropped, so nothing harmless is
+ever paired with a refusal. The base answers are generated once, batched, and cached in the
 output folder (`distill_cache.jsonl`), so a re-run with the same `--out` skips generation.
 Training: the chat template is applied and only the assistant tokens carry loss; every example is
 rendered with one of the system-turn variants (the template's default, or an explicit empty system
@@ -67,6 +70,11 @@ class AlignConfig:
     benign_limit: int | None = None  # None: every benign prompt
     harmful_file: str | None = None  # JSONL with instruction + response (default: the bundled set)
     benign_file: str | None = None  # JSONL with instruction (default: the bundled set)
+    borderline: bool = True  # add the borderline-safe prompts (self-distilled like the benign ones)
+    borderline_file: str | None = None  # JSONL with instruction (default: the bundled align_borderline set)
+    borderline_limit: int | None = None  # None: every borderline prompt
+    benign_repeat: int = 1  # each benign/borderline example appears this many times per epoch (the mix)
+    init_adapter: str | None = None  # continue training this LoRA adapter instead of a fresh one
     device: str = "auto"
     dtype: str = "auto"
     save_dtype: str = "float16"  # the adapter file's dtype (LoRA weights are small; half the bytes)
@@ -129,6 +137,24 @@ def benign_set(config: AlignConfig) -> list[dict]:
     return rows[:config.benign_limit] if config.benign_limit else rows
 
 
+def borderline_set(config: AlignConfig) -> list[dict]:
+    """The borderline-safe prompts to self-distil (none with `borderline=False`)."""
+    if not config.borderline:
+        return []
+    rows = (datasets.read_prompts(config.borderline_file) if config.borderline_file
+            else datasets.align_borderline_prompts())
+    return rows[:config.borderline_limit] if config.borderline_limit else rows
+
+
+def usable_answers(distilled: list[dict]) -> tuple[list[dict], int]:
+    """(distilled answers worth training on, number dropped): empty answers teach nothing, and an answer
+    the refusal heuristic reads as a refusal would teach the very over-refusal the recipe fights."""
+    from safety_bench.judges.keyword import heuristic_is_refusal
+
+    kept = [r for r in distilled if r["response"].strip() and not heuristic_is_refusal(r["response"])]
+    return kept, len(distilled) - len(kept)
+
+
 def distill(model, tokenizer, prompts: list[dict], config: AlignConfig, fingerprint: str,
             cache_path: Path | None, progress: bool = True) -> list[dict]:
     """The base model's greedy answers to the benign prompts, reusing and extending the cache."""
@@ -175,12 +201,12 @@ def build_examples(tokenizer, harmful: list[dict], distilled: list[dict], config
         system = core.SYSTEM_VARIANTS[_variant(i, config.system_variants)]
         examples.append(core.encode_example(tokenizer, r["instruction"], r["response"], system, True,
                                             config.max_length))
-    for r in distilled:
-        if not r["response"].strip():
-            continue  # an empty answer teaches nothing useful
-        examples.append(core.encode_example(tokenizer, r["instruction"], r["response"],
-                                            core.SYSTEM_VARIANTS[r["system_variant"]], bool(r["finished"]),
-                                            config.max_length))
+    kept, _ = usable_answers(distilled)
+    for _ in range(max(1, config.benign_repeat)):
+        for r in kept:
+            examples.append(core.encode_example(tokenizer, r["instruction"], r["response"],
+                                                core.SYSTEM_VARIANTS[r["system_variant"]], bool(r["finished"]),
+                                                config.max_length))
     return examples
 
 
@@ -193,6 +219,8 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
     for v in config.system_variants:
         if v not in core.SYSTEM_VARIANTS:
             raise ValueError(f"unknown system variant {v!r}; use {', '.join(core.SYSTEM_VARIANTS)}")
+    if config.init_adapter:
+        check_init_adapter(config)
     base_dir, base_name = resolve_model_dir(base)
     out = Path(out)
     t0 = time.perf_counter()
@@ -201,15 +229,21 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
     fingerprint = core.model_fingerprint(base_dir)
     harmful = harmful_set(config)
     benign = benign_set(config)
-    overlap = datasets.eval_overlap([r["instruction"] for r in harmful + benign])
+    borderline = borderline_set(config)
+    overlap = datasets.eval_overlap([r["instruction"] for r in harmful + benign + borderline])
     if overlap:
         log.warning("%d training prompts overlap the evaluation prompts, e.g. %r", len(overlap), overlap[0][1])
-    distilled = distill(model, tokenizer, benign, config, fingerprint, out / DISTILL_CACHE, progress)
+    distilled = distill(model, tokenizer, benign + borderline, config, fingerprint, out / DISTILL_CACHE, progress)
+    _, dropped = usable_answers(distilled)
     t_distill = time.perf_counter() - t0
     examples = build_examples(tokenizer, harmful, distilled, config)
 
     core.seed_everything(config.seed)  # the LoRA init and dropout draw from here, after generation
-    model = get_peft_model(model, config.lora.peft_config())
+    init = None
+    if config.init_adapter:
+        model, init = continue_adapter(model, config)
+    else:
+        model = get_peft_model(model, config.lora.peft_config())
     if progress:
         model.print_trainable_parameters()
     settings = core.TrainSettings(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
@@ -234,12 +268,19 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
                 "harmful": {"source": config.harmful_file or f"bundled:{datasets.ALIGN_HARMFUL_FILE}",
                             "examples": len(harmful), "sha256": datasets.records_sha256(harmful)},
                 "benign": {"source": config.benign_file or f"bundled:{datasets.ALIGN_BENIGN_FILE}",
-                           "examples": len(distilled), "sha256": datasets.records_sha256(benign),
+                           "examples": len(benign), "sha256": datasets.records_sha256(benign),
                            "distilled_sha256": datasets.records_sha256(
                                [{k: r[k] for k in ("instruction", "response", "finished")} for r in distilled]),
                            "distilled_finished": sum(bool(r["finished"]) for r in distilled)},
+                "borderline": {"source": (config.borderline_file or f"bundled:{datasets.ALIGN_BORDERLINE_FILE}")
+                               if config.borderline else None,
+                               "examples": len(borderline), "sha256": datasets.records_sha256(borderline)},
+                "distilled_refusals_dropped": dropped,
+                "benign_repeat": config.benign_repeat,
+                "training_examples": len(examples),
                 "eval_overlap": len(overlap),
             },
+            "init_adapter": init,
             "versions": software_versions(),
             "result": core.loss_summary(entries),
             "timing": {"distill_s": round(t_distill, 1), "total_s": round(time.perf_counter() - t0, 1)},
@@ -249,6 +290,38 @@ def align(base: str | Path, out: str | Path, config: AlignConfig | None = None, 
     log.info("aligned adapter written to %s (loss %.3f -> %.3f)", out, recipe["result"]["first_loss"],
              recipe["result"]["last_loss"])
     return out
+
+
+def check_init_adapter(config: AlignConfig) -> Path:
+    """The `init_adapter` folder, checked before anything is loaded or written."""
+    import json
+
+    folder = Path(str(config.init_adapter))
+    cfg_path = folder / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"--init-adapter {str(folder)!r} is not a LoRA adapter folder (no adapter_config.json)")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if int(cfg.get("r", -1)) != config.lora.rank:
+        raise ValueError(f"--init-adapter {str(folder)!r} has LoRA rank {cfg.get('r')}, not --rank "
+                         f"{config.lora.rank}; pass --rank {cfg.get('r')}")
+    return folder
+
+
+def continue_adapter(model, config: AlignConfig):
+    """(model with `config.init_adapter` attached and trainable, its record for recipe.json). The adapter's
+    own LoRA settings (rank, alpha, targets) apply; `config.lora` must agree on rank, so the recipe says
+    what was trained."""
+    import json
+
+    from peft import PeftModel
+
+    folder = check_init_adapter(config)
+    model = PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+    record = {"path": str(folder), "weights_sha256": datasets.file_sha256(folder / ADAPTER_WEIGHTS)}
+    recipe = folder / RECIPE_FILE
+    if recipe.is_file():
+        record["command"] = json.loads(recipe.read_text(encoding="utf-8")).get("command")
+    return model, record
 
 
 def _portable_adapter_config(folder: Path, base_name: str) -> None:
@@ -288,11 +361,16 @@ def write_readme(path: Path, recipe: dict) -> None:
         "```",
         recipe["command"] or "(made through the Python API; settings in recipe.json)",
         "```",
+        *([f"(continues the adapter `{recipe['init_adapter']['path']}`, made by "
+           f"`{recipe['init_adapter'].get('command')}`)"] if recipe.get("init_adapter") else []),
         "",
         f"- base: {recipe['base']['name']} (fingerprint {recipe['base']['fingerprint']})",
         f"- seed: {recipe['seed']}",
         f"- data: {data['harmful']['examples']} harmful/refusal pairs ({data['harmful']['source']}), "
-        f"{data['benign']['examples']} self-distilled benign pairs ({data['benign']['source']}); "
+        f"{data['benign']['examples']} self-distilled benign pairs ({data['benign']['source']}), "
+        f"{data.get('borderline', {}).get('examples', 0)} self-distilled borderline-safe pairs "
+        f"({data.get('borderline', {}).get('source')}); {data.get('distilled_refusals_dropped', 0)} distilled "
+        f"answers dropped as refusals; "
         f"overlap with evaluation prompts: {data['eval_overlap']}",
         f"- loss: {recipe['result'].get('first_loss')} -> {recipe['result'].get('last_loss')} over "
         f"{recipe['result'].get('steps')} steps (train_log.jsonl)",

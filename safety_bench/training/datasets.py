@@ -7,6 +7,11 @@ Bundled files (all written for this project, in `safety_bench/prompts/`):
 - `align_benign.jsonl`: harmless prompts (many with alarming words such as "kill a process", or on the
   harmful categories' topics asked safely). Their answers come from the base model itself at training
   time (self-distillation), so no answer is written by hand.
+- `align_borderline.jsonl`: 160 harmless prompts that only *sound* harmful, 20 per `kind` (homonyms,
+  figurative language, safe targets, safe contexts, definitions, history, public and fictional figures'
+  privacy), the kinds over-refusal benchmarks probe. Self-distilled like the benign set.
+- `borderline_val.jsonl`: the validation split of the same kinds (12 per kind), never trained or tuned
+  on: `refusal-check` reports over-refusal on it per kind. Disjoint from every training prompt.
 - `finetune_benign.jsonl`: ordinary helpful question/answer pairs for the benign fine-tuning attack.
 """
 
@@ -27,6 +32,11 @@ from safety_bench.validation import UserError
 ALIGN_HARMFUL_FILE = "align_harmful.jsonl"
 ALIGN_BENIGN_FILE = "align_benign.jsonl"
 FINETUNE_BENIGN_FILE = "finetune_benign.jsonl"
+ALIGN_BORDERLINE_FILE = "align_borderline.jsonl"
+BORDERLINE_VAL_FILE = "borderline_val.jsonl"
+# The kinds of borderline-safe prompt (harmless requests that only sound harmful), in report order.
+BORDERLINE_KINDS = ("homonym", "figurative", "safe_target", "safe_context", "definition", "history",
+                    "privacy_public", "privacy_fictional")
 
 Record = dict[str, str]
 
@@ -74,6 +84,18 @@ def align_harmful_pairs() -> list[Record]:
 def align_benign_prompts() -> list[Record]:
     """The bundled harmless prompts whose answers the base model writes (self-distillation)."""
     return _parse_jsonl(_bundled_text(ALIGN_BENIGN_FILE), ALIGN_BENIGN_FILE)
+
+
+def align_borderline_prompts() -> list[Record]:
+    """The bundled borderline-safe training prompts (`id`, `category` 'borderline', `kind`, `instruction`);
+    their answers are self-distilled from the base model, like the benign set's."""
+    return _parse_jsonl(_bundled_text(ALIGN_BORDERLINE_FILE), ALIGN_BORDERLINE_FILE)
+
+
+def borderline_validation_prompts() -> list[Record]:
+    """The borderline-safe validation split (12 per kind): never trained or tuned on; `refusal-check`
+    measures over-refusal on it."""
+    return _parse_jsonl(_bundled_text(BORDERLINE_VAL_FILE), BORDERLINE_VAL_FILE)
 
 
 def finetune_benign_pairs() -> list[Record]:
@@ -140,8 +162,9 @@ def word_jaccard(a: str, b: str) -> float:
 
 
 def evaluation_prompts() -> list[Record]:
-    """Every prompt the suite evaluates with: the 88 harmful sample prompts and the 40 benign ones."""
-    return sample_prompts() + bundled_benign_prompts()
+    """Every prompt the suite evaluates with: the 88 harmful sample prompts, the 40 benign ones and the
+    borderline-safe validation split."""
+    return sample_prompts() + bundled_benign_prompts() + borderline_validation_prompts()
 
 
 def eval_overlap(train_texts: Iterable[str], max_jaccard: float = 0.75) -> list[tuple[str, str, str]]:
