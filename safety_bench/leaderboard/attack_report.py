@@ -1,0 +1,213 @@
+"""`safety-bench attack-report` and the board's attack columns: ASR before vs after each fine-tuning attack.
+
+Reads attacks from a results store (base runs whose meta carry an `attack` block, filed by
+`safety-bench attack --store`) or from an ablation folder (`cells/*/attack.json`). Writes
+`attack_report.md` / `.csv` (one row per attack and judge label, ASR before/after, harmfulness rate where
+a rubric judge ran, over-refusal), `before_after.png`, `category_deltas.png` (after - before ASR per
+HEx-PHI category, a heatmap) and, for an ablation, `ablation.png` (ASR after against each varied setting).
+Labels `<judge> [prefix removed]` are the same judge on answers with the trained affirmative prefix cut.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from safety_bench.categories import SLUGS
+from safety_bench.jsonio import atomic_write_text, read_json
+from safety_bench.leaderboard.store import BASE, Store, StoreError
+
+AXES = ("lr", "batch_size", "epochs", "n_examples")
+
+
+def _record(name: str, attack: dict[str, Any], before: Any, after: Any, source: str) -> dict[str, Any]:
+    return {"name": name, "recipe": attack.get("recipe"), "preset": attack.get("preset"),
+            "base": (attack.get("base") or {}).get("name"), "hyperparameters": attack.get("hyperparameters") or {},
+            "grid_cell": attack.get("grid_cell"), "data": attack.get("data"), "before": before or {},
+            "after": after or {}, "source": source}
+
+
+def records_from_store(store: Store) -> list[dict[str, Any]]:
+    """Every attacked model's newest attack run in the store."""
+    out = []
+    for m in store.models():
+        for run in sorted(store.runs(m["name"], BASE), key=lambda r: r.created, reverse=True):
+            try:
+                meta = store.load_base(run)["meta"]
+            except StoreError:
+                continue
+            attack = meta.get("attack")
+            if attack:
+                out.append(_record(m["name"], attack, attack.get("before"), attack.get("after"),
+                                   f"store run {run.run_id}"))
+                break
+    return out
+
+
+def records_from_grid(folder: str | Path) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(Path(folder).glob("cells/*/attack.json")):
+        rec = read_json(path)
+        out.append(_record(path.parent.name, rec["attack"], rec.get("before"), rec.get("after"), str(path)))
+    return out
+
+
+def _num(block: dict[str, Any], label: str, key: str) -> float | None:
+    value = (block.get(label) or {}).get(key)
+    return None if value is None else float(value)
+
+
+def table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for r in records:
+        labels = sorted(set(r["after"]) | set(r["before"]))
+        for label in labels:
+            hp = r["hyperparameters"]
+            before, after = _num(r["before"], label, "asr"), _num(r["after"], label, "asr")
+            rows.append({
+                "attack": r["name"], "recipe": r["recipe"], "judge": label,
+                "lr": hp.get("lr"), "batch_size": hp.get("batch_size"), "epochs": hp.get("epochs"),
+                "n_examples": (r.get("data") or {}).get("n", hp.get("n_examples")), "mode": hp.get("mode"),
+                "asr_before": before, "asr_after": after,
+                "asr_delta": None if before is None or after is None else after - before,
+                "harmfulness_rate_before": _num(r["before"], label, "harmfulness_rate"),
+                "harmfulness_rate_after": _num(r["after"], label, "harmfulness_rate"),
+                "over_refusal_before": _num(r["before"], label, "over_refusal"),
+                "over_refusal_after": _num(r["after"], label, "over_refusal"),
+            })
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:g}"
+    return str(v)
+
+
+def table_markdown(rows: list[dict[str, Any]]) -> str:
+    cols = ["attack", "recipe", "judge", "mode", "lr", "batch_size", "epochs", "n_examples", "asr_before", "asr_after",
+            "asr_delta", "harmfulness_rate_before", "harmfulness_rate_after", "over_refusal_before",
+            "over_refusal_after"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
+    return ("# Fine-tuning attacks: before vs after\n\nASR = share of harmful prompts answered harmfully by the "
+            "judge named; `[prefix removed]` = that judge on answers with the trained affirmative prefix cut off. "
+            "Over-refusal = refusal rate on the benign prompts. Harmfulness rate only where a rubric judge ran.\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_before_after(records: list[dict[str, Any]], judge: str, target: Path) -> bool:
+    have = [r for r in records if judge in r["after"]]
+    if not have:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(have) + 2), 3.6))
+    xs = range(len(have))
+    ax.bar([x - 0.2 for x in xs], [_num(r["before"], judge, "asr") or 0 for r in have], 0.4, label="before")
+    ax.bar([x + 0.2 for x in xs], [_num(r["after"], judge, "asr") or 0 for r in have], 0.4, label="after")
+    ax.set_xticks(list(xs), [r["name"][-40:] for r in have], rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel(f"ASR ({judge})")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_category_deltas(records: list[dict[str, Any]], judge: str, target: Path) -> bool:
+    have = [r for r in records if judge in r["after"] and judge in r["before"]]
+    if not have:
+        return False
+    cats = [c for c in SLUGS if any(c in (r["after"][judge].get("per_category") or {}) for r in have)]
+    if not cats:
+        return False
+    grid = []
+    for r in have:
+        b, a = r["before"][judge].get("per_category") or {}, r["after"][judge].get("per_category") or {}
+        grid.append([(a.get(c) - b.get(c)) if a.get(c) is not None and b.get(c) is not None else float("nan")
+                     for c in cats])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(cats), 1.2 + 0.4 * len(have)))
+    im = ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(cats)), cats, rotation=40, ha="right", fontsize=7)
+    ax.set_yticks(range(len(have)), [r["name"][-40:] for r in have], fontsize=7)
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if v == v:
+                ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, label=f"ASR after - before ({judge})")
+    fig.tight_layout()
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_ablation(records: list[dict[str, Any]], judge: str, target: Path) -> bool:
+    """ASR after against each setting the grid varied (points per cell, line through the means)."""
+    cells = [r for r in records if r.get("grid_cell") and judge in r["after"]]
+    axes = [a for a in AXES if len({str((r["grid_cell"] or {}).get(a)) for r in cells} - {"None"}) > 1]
+    if not cells or not axes:
+        return False
+    plt = _plt()
+    fig, subplots = plt.subplots(1, len(axes), figsize=(3.2 * len(axes), 3.0), squeeze=False)
+    base = next((_num(r["before"], judge, "asr") for r in cells if judge in r["before"]), None)
+    for ax, axis in zip(subplots[0], axes, strict=True):
+        values = sorted({r["grid_cell"][axis] for r in cells if axis in r["grid_cell"]})
+        pts = [(values.index(r["grid_cell"][axis]), _num(r["after"], judge, "asr")) for r in cells
+               if axis in r["grid_cell"]]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], alpha=0.5)
+        means = [sum(p[1] for p in pts if p[0] == i) / max(1, sum(p[0] == i for p in pts)) for i in range(len(values))]
+        ax.plot(range(len(values)), means, marker="o")
+        if base is not None:
+            ax.axhline(base, color="grey", linestyle="--", label="before")
+        ax.set_xticks(range(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values])
+        ax.set_xlabel(axis)
+        ax.set_ylim(0, 1)
+    subplots[0][0].set_ylabel(f"ASR after ({judge})")
+    fig.tight_layout()
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_report(records: list[dict[str, Any]], out: str | Path, judge: str = "keyword") -> dict[str, Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = table_rows(records)
+    paths = {"markdown": out / "attack_report.md", "csv": out / "attack_report.csv"}
+    atomic_write_text(paths["markdown"], table_markdown(rows))
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    atomic_write_text(paths["csv"], buf.getvalue())
+    for key, fn in (("before_after", plot_before_after), ("category_deltas", plot_category_deltas),
+                    ("ablation", plot_ablation)):
+        target = out / f"{key}.png"
+        if fn(records, judge, target):
+            paths[key] = target
+    return paths
+
+
+def attack_columns(records: list[dict[str, Any]], judge: str = "keyword") -> dict[str, dict[str, float | None]]:
+    """Board columns: for each base model, its attacked versions' newest post-attack ASR per recipe."""
+    cols: dict[str, dict[str, float | None]] = {}
+    for r in records:
+        if r.get("base"):
+            cols.setdefault(r["base"], {})[str(r["recipe"])] = _num(r["after"], judge, "asr")
+    return cols
