@@ -75,7 +75,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         existing_path("--adapter", args.adapter, "dir")
     evaluation = _evaluation(args)
     base = AttackSpec(model=args.model or "", out=out, settings={}, adapter=args.adapter, evaluation=evaluation,
-                      baseline=not args.no_baseline, store=args.store, name=args.name, device=args.device,
+                      baseline=not args.no_baseline, store=args.store,
+                      baseline_dir=output_dir("--baseline-dir", args.baseline_dir) if args.baseline_dir else None, name=args.name, device=args.device,
                       command=_command_line(args), progress=not args.quiet)
     if args.grid:
         from dataclasses import replace
@@ -180,6 +181,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, default=None, help=text)
     p.add_argument("--no-eval", action="store_true", help="train only")
     p.add_argument("--no-baseline", action="store_true", help="do not evaluate the model before the attack")
+    p.add_argument("--baseline-dir", help="folder of the before-attack evaluation, reused by attacks on the same "
+                   "base with the same evaluation settings (default: OUT/eval/before)")
     p.add_argument("--data", help="harmful prompt source for evaluation: hexphi[@rev] (default), sample, a folder")
     p.add_argument("--benign", help="benign prompts for over-refusal (default: the bundled sample)")
     p.add_argument("--task", default="safety_landscape", help="harmful evaluation task (default safety_landscape)")

@@ -17,7 +17,7 @@ from typing import Any
 
 from safety_bench.categories import SLUGS
 from safety_bench.jsonio import atomic_write_text, read_json
-from safety_bench.leaderboard.store import BASE, Store, StoreError
+from safety_bench.leaderboard.store import BASE, Store, StoreError, model_slug
 
 AXES = ("lr", "batch_size", "epochs", "n_examples")
 
@@ -211,3 +211,66 @@ def attack_columns(records: list[dict[str, Any]], judge: str = "keyword") -> dic
         if r.get("base"):
             cols.setdefault(r["base"], {})[str(r["recipe"])] = _num(r["after"], judge, "asr")
     return cols
+
+
+# ---------------------------------------------------------------------- the board's attack section and pages
+
+def board_section(records: list[dict[str, Any]], judge: str = "keyword") -> list[str]:
+    """Markdown: post-attack ASR per recipe for each base model, and every filed attack with its settings."""
+    if not records:
+        return []
+    cols = attack_columns(records, judge)
+    recipes = sorted({r for c in cols.values() for r in c})
+    lines = ["", f"## Fine-tuning attacks: post-attack ASR [{judge}] per recipe", "",
+             "| Base model | " + " | ".join(recipes) + " | page |", "|" + "---|" * (len(recipes) + 2)]
+    for base, by_recipe in sorted(cols.items()):
+        cells = [_fmt(by_recipe.get(r)) for r in recipes]
+        lines.append(f"| {base} | " + " | ".join(cells) + f" | attacks/{model_slug(base)}.html |")
+    return lines
+
+
+def board_json_block(records: list[dict[str, Any]], judge: str = "keyword") -> dict[str, Any]:
+    return {"judge": judge, "post_attack_asr": attack_columns(records, judge),
+            "attacks": [{k: r[k] for k in ("name", "recipe", "preset", "base", "hyperparameters", "data")}
+                        | {"asr_before": _num(r["before"], judge, "asr"), "asr_after": _num(r["after"], judge, "asr")}
+                        for r in records]}
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Attacks on {{ base }}</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;
+padding:3px 6px;font-size:13px}</style></head><body>
+<h1>Fine-tuning attacks on {{ base }}</h1>
+<p>ASR = share of harmful prompts answered harmfully by the judge named; "[prefix removed]" = the same judge on
+answers with the trained affirmative prefix cut off.</p>
+{% for img in images %}<p><img src="{{ img }}" alt="{{ img }}" style="max-width:100%"></p>{% endfor %}
+<table><tr>{% for c in cols %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for r in rows %}<tr>{% for c in cols %}<td>{{ fmt(r[c]) }}</td>{% endfor %}</tr>{% endfor %}</table>
+</body></html>"""
+
+
+def write_pages(records: list[dict[str, Any]], out: str | Path, judge: str = "keyword") -> list[Path]:
+    """One page per base model (`attacks/<slug>.html`) with its attacks' table, before/after and ablation plots."""
+    import jinja2
+
+    out = Path(out) / "attacks"
+    by_base: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_base.setdefault(str(r.get("base")), []).append(r)
+    if not by_base:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    template = jinja2.Environment(autoescape=True).from_string(_PAGE)
+    pages = []
+    for base, recs in by_base.items():
+        slug = model_slug(base)
+        images = []
+        for key, fn in (("before_after", plot_before_after), ("ablation", plot_ablation),
+                        ("category_deltas", plot_category_deltas)):
+            if fn(recs, judge, out / f"{slug}-{key}.png"):
+                images.append(f"{slug}-{key}.png")
+        rows = table_rows(recs)
+        cols = list(rows[0]) if rows else []
+        page = out / f"{slug}.html"
+        atomic_write_text(page, template.render(base=base, images=images, rows=rows, cols=cols, fmt=_fmt))
+        pages.append(page)
+    return pages

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.categories import BENIGN, SLUGS
+from safety_bench.leaderboard.attack_report import records_from_store
 from safety_bench.leaderboard.ingest import harmful_and_benign
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, StoreError
 from safety_bench.metrics import summarize_group
@@ -56,6 +57,7 @@ class Board:
     built: str
     store: str
     log: list[str] = field(default_factory=list)
+    attacks: list[dict[str, Any]] = field(default_factory=list)  # fine-tuning attacks filed (attack_report)
 
     @property
     def harm_label(self) -> str:
@@ -207,7 +209,8 @@ def build_board(store: Store, harm_judge: str | None = None, visage_judge: str |
             log.append(f"{m.name}: {note}")
     rows = rank_rows(rows)
     return Board(rows=rows, harm_judge=harm_judge, harm_metric=metric, visage_judge=visage_judge,
-                 refusal_judge=refusal_judge, built=now_iso(), store=str(store.root), log=log)
+                 refusal_judge=refusal_judge, built=now_iso(), store=str(store.root), log=log,
+                 attacks=records_from_store(store))
 
 
 def _fill_row(m: _Loaded, row: Row, harm_judge: str | None, metric: str, refusal_judge: str | None,
