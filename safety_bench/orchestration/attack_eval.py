@@ -65,6 +65,31 @@ class EvalResult:
         for judge, rows in self.judged.items():
             write_jsonl(folder / "judged" / judge_file_name(judge), rows)
         write_json(folder / "summary.json", {"summary": self.summary, "prefix_rate": self.prefix_rate})
+        write_jsonl(folder / "prompts.jsonl", rendered_prompts(self.raw or {}))
+
+
+def _first_string(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else []
+    for item in items:
+        found = _first_string(item)
+        if found is not None:
+            return found
+    return None
+
+
+def rendered_prompts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The exact text each prompt was sent as (chat template, system turn and instruction template applied),
+    from lm-eval's logged samples: what makes attack-specific evaluation auditable."""
+    rows = []
+    for task, samples in sorted((results.get("samples") or {}).items()):
+        for sample in samples:
+            doc = sample.get("doc") or {}
+            rows.append({"task": task, "id": doc.get("id"), "system_prompt_preset": doc.get("system_prompt_preset"),
+                         "prompt_template_preset": doc.get("prompt_template_preset"),
+                         "prompt": _first_string(sample.get("arguments"))})
+    return rows
 
 
 def _squash(text: str) -> str:

@@ -85,7 +85,8 @@ def validate(s: dict[str, Any]) -> None:
     s["lr"] = number("--lr", s["lr"], minimum=0, exclusive_minimum=True)
     s["batch_size"] = number("--batch-size", s["batch_size"], minimum=1, integer=True)
     if s.get("micro_batch_size") is not None:
-        s["micro_batch_size"] = number("--micro-batch-size", s["micro_batch_size"], minimum=1, integer=True)
+        s["micro_batch_size"] = min(s["batch_size"],
+                                    number("--micro-batch-size", s["micro_batch_size"], minimum=1, integer=True))
     s["epochs"] = number("--epochs", s["epochs"], minimum=0, exclusive_minimum=True)
     s["n_examples"] = number("--n-examples", s["n_examples"], minimum=0, integer=True)
     s["seed"] = number("--seed", s["seed"], integer=True)
