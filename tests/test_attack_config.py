@@ -151,3 +151,24 @@ def test_report_table_plots_and_board_columns(tmp_path):
         assert paths[key].is_file() and paths[key].stat().st_size > 0
     assert "| c | identity-shift | keyword |" in paths["markdown"].read_text()
     assert attack_columns(records) == {"aligned": {"benign": 0.6, "identity-shift": 0.9}}
+
+
+def test_paired_mcnemar_on_the_same_prompts(tmp_path):
+    from safety_bench.jsonio import write_jsonl
+    from safety_bench.leaderboard.attack_report import paired_tests
+
+    before = [{"id": str(i), "task": "t", "judge": "keyword", "harmful": i < 2, "prompt_kind": "harmful"}
+              for i in range(10)]
+    after = [{**r, "harmful": r["id"] not in ("0",)} for r in before]  # 8 flip to harmful, 1 back to safe
+    after.append({"id": "b", "task": "safety_benign", "judge": "keyword", "harmful": True, "prompt_kind": "benign"})
+    write_jsonl(tmp_path / "b" / "keyword.jsonl", before)
+    write_jsonl(tmp_path / "a" / "keyword.jsonl", after)
+    result = paired_tests(tmp_path / "b", tmp_path / "a")["keyword"]
+    assert (result["n"], result["worse"], result["better"]) == (10, 8, 1)
+    assert 0.03 < result["mcnemar_p"] < 0.04  # two-sided binomial(8 of 9, 1/2) = 20/512
+
+
+def test_attack_checks_the_model_before_anything(tmp_path, capsys):
+    assert main(["attack", "--recipe", "benign", "--mini", "--model", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--model" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -65,14 +65,18 @@ def _evaluation(args: argparse.Namespace):
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
-    from safety_bench.orchestration.attacks import AttackSpec, resolve_settings, run_attack, settings_table
+    from safety_bench.orchestration.attacks import (
+        AttackSpec,
+        check_model,
+        resolve_settings,
+        run_attack,
+        settings_table,
+    )
 
     explicit = {k: getattr(args, k) for k in TRAIN_FLAGS}
     if args.mode:
         explicit["mode"] = args.mode
     out = output_dir("--out", args.out)
-    if args.adapter:
-        existing_path("--adapter", args.adapter, "dir")
     evaluation = _evaluation(args)
     base = AttackSpec(model=args.model or "", out=out, settings={}, adapter=args.adapter, evaluation=evaluation,
                       baseline=not args.no_baseline, store=args.store,
@@ -101,6 +105,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
                     raise UsageError("--grid", args.grid, f"unknown evaluation setting {k!r}")
                 setattr(evaluation, k, v)
         plan["settings"] = {**(plan.get("settings") or {}), **{k: v for k, v in explicit.items() if v is not None}}
+        check_model(str(model), adapter)
         base = replace(base, model=str(model), adapter=adapter, store=args.store or plan.get("store"))
         summary = run_grid(plan, out, base, evaluation)
         for c in summary["cells"]:
@@ -110,6 +115,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     if not args.model:
         raise UsageError("--model", None, "required (a model folder or 'smollm2')")
     preset, settings = resolve_settings(args.recipe, args.mini, args.preset, explicit)
+    check_model(args.model, args.adapter)
     print(f"preset {preset.name}; settings:")
     print("\n".join(settings_table(settings)))
     spec = base
@@ -145,10 +151,18 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _cmd_attack_report(args: argparse.Namespace) -> int:
-    from safety_bench.leaderboard.attack_report import records_from_grid, records_from_store, write_report
+    from safety_bench.leaderboard.attack_report import (
+        records_from_attack_dirs,
+        records_from_grid,
+        records_from_store,
+        write_report,
+    )
 
-    if not args.store and not args.grid_dir:
-        raise UsageError("--store", None, "give --store S or --grid-dir DIR")
+    if not args.store and not args.grid_dir and not args.attack_dir:
+        raise UsageError("--store", None, "give --store S, --grid-dir DIR or --attack-dir DIR")
+    dirs = [existing_path("--attack-dir", d, "dir") for d in args.attack_dir or []]
+    for d in dirs:
+        existing_path("--attack-dir", str(d / "attack.json"), "file")
     records = []
     if args.store:
         from safety_bench.leaderboard.remote import open_store
@@ -156,6 +170,7 @@ def _cmd_attack_report(args: argparse.Namespace) -> int:
         records += records_from_store(open_store(args.store))
     if args.grid_dir:
         records += records_from_grid(existing_path("--grid-dir", args.grid_dir, "dir"))
+    records += records_from_attack_dirs(dirs)
     paths = write_report(records, output_dir("--out", args.out), judge=args.judge)
     print(json.dumps({"attacks": len(records), **{k: str(v) for k, v in paths.items()}}))
     return 0
@@ -208,6 +223,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "and a per-category delta heatmap.")
     p.add_argument("--store", help="results store")
     p.add_argument("--grid-dir", help="an `attack --grid` output folder")
+    p.add_argument("--attack-dir", action="append", help="an `attack` output folder (repeatable); adds McNemar "
+                   "tests of before vs after on the same prompts")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--judge", default="keyword", help="judge whose ASR is plotted (default keyword)")
     p.set_defaults(func=_cmd_attack_report)

@@ -47,11 +47,43 @@ def records_from_store(store: Store) -> list[dict[str, Any]]:
 
 
 def records_from_grid(folder: str | Path) -> list[dict[str, Any]]:
+    return records_from_attack_dirs(sorted(p.parent for p in Path(folder).glob("cells/*/attack.json")),
+                                    baseline=Path(folder) / "baseline")
+
+
+def records_from_attack_dirs(folders: list[Path], baseline: Path | None = None) -> list[dict[str, Any]]:
+    """Attacks from their output folders (`attack.json`), with paired tests where both evaluations are there."""
     out = []
-    for path in sorted(Path(folder).glob("cells/*/attack.json")):
-        rec = read_json(path)
-        out.append(_record(path.parent.name, rec["attack"], rec.get("before"), rec.get("after"), str(path)))
+    for folder in folders:
+        rec = read_json(folder / "attack.json")
+        r = _record(folder.name, rec["attack"], rec.get("before"), rec.get("after"), str(folder / "attack.json"))
+        before_dir = baseline if baseline is not None else folder / "eval" / "before"
+        r["paired"] = paired_tests(before_dir / "judged", folder / "eval" / "after" / "judged")
+        out.append(r)
     return out
+
+
+def paired_tests(before: Path, after: Path) -> dict[str, dict[str, Any]]:
+    """Per judge label: harmful prompts that flipped safe -> harmful (`worse`) and back (`better`), and the
+    exact McNemar p of the change in ASR (same prompts before and after)."""
+    from safety_bench.jsonio import read_jsonl
+    from safety_bench.leaderboard.compare import mcnemar_exact
+
+    tests: dict[str, dict[str, Any]] = {}
+    if not before.is_dir() or not after.is_dir():
+        return tests
+    for path in sorted(after.glob("*.jsonl")):
+        if not (before / path.name).is_file():
+            continue
+        b = {(r.get("task"), r["id"]): r for r in read_jsonl(before / path.name) if r.get("prompt_kind") != "benign"}
+        a = [r for r in read_jsonl(path) if r.get("prompt_kind") != "benign"]
+        pairs = [(b[(r.get("task"), r["id"])], r) for r in a if (r.get("task"), r["id"]) in b]
+        pairs = [(x, y) for x, y in pairs if x.get("harmful") is not None and y.get("harmful") is not None]
+        worse = sum(1 for x, y in pairs if not x["harmful"] and y["harmful"])
+        better = sum(1 for x, y in pairs if x["harmful"] and not y["harmful"])
+        label = str(a[0].get("judge")) if a else path.stem
+        tests[label] = {"n": len(pairs), "worse": worse, "better": better, "mcnemar_p": mcnemar_exact(worse, better)}
+    return tests
 
 
 def _num(block: dict[str, Any], label: str, key: str) -> float | None:
@@ -76,6 +108,7 @@ def table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "harmfulness_rate_after": _num(r["after"], label, "harmfulness_rate"),
                 "over_refusal_before": _num(r["before"], label, "over_refusal"),
                 "over_refusal_after": _num(r["after"], label, "over_refusal"),
+                "mcnemar_p": ((r.get("paired") or {}).get(label) or {}).get("mcnemar_p"),
             })
     return rows
 
@@ -91,12 +124,13 @@ def _fmt(v: Any) -> str:
 def table_markdown(rows: list[dict[str, Any]]) -> str:
     cols = ["attack", "recipe", "judge", "mode", "lr", "batch_size", "epochs", "n_examples", "asr_before", "asr_after",
             "asr_delta", "harmfulness_rate_before", "harmfulness_rate_after", "over_refusal_before",
-            "over_refusal_after"]
+            "over_refusal_after", "mcnemar_p"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
     return ("# Fine-tuning attacks: before vs after\n\nASR = share of harmful prompts answered harmfully by the "
             "judge named; `[prefix removed]` = that judge on answers with the trained affirmative prefix cut off. "
-            "Over-refusal = refusal rate on the benign prompts. Harmfulness rate only where a rubric judge ran.\n\n"
+            "Over-refusal = refusal rate on the benign prompts. Harmfulness rate only where a rubric judge ran. "
+            "mcnemar_p = exact McNemar test of the ASR change on the same prompts (attack folders only).\n\n"
             + "\n".join(lines) + "\n")
 
 

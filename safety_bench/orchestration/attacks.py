@@ -102,6 +102,15 @@ def validate(s: dict[str, Any]) -> None:
     attack_data.check_source(s["recipe"], s.get("train_data"))
 
 
+def check_model(model: str, adapter: str | None) -> None:
+    """A local HF folder (or `smollm2`), and an adapter folder with adapter_config.json."""
+    if model != "smollm2" and not (Path(model).expanduser() / "config.json").is_file():
+        raise UsageError("--model", model, "not a Hugging Face model folder (no config.json); use 'smollm2' "
+                         "for the embedded SmolLM2")
+    if adapter and not (Path(adapter).expanduser() / "adapter_config.json").is_file():
+        raise UsageError("--adapter", adapter, "not a LoRA adapter folder (no adapter_config.json)")
+
+
 def check_judges(names: list[str]) -> None:
     known = sorted(load_specs())
     for n in names:
