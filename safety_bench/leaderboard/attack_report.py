@@ -184,8 +184,7 @@ def plot_category_deltas(records: list[dict[str, Any]], judge: str, target: Path
             if v == v:
                 ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(im, ax=ax, label=f"ASR after - before ({judge})")
-    fig.tight_layout()
-    fig.savefig(target, dpi=120)
+    fig.savefig(target, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return True
 
@@ -239,11 +238,15 @@ def write_report(records: list[dict[str, Any]], out: str | Path, judge: str = "k
 
 
 def attack_columns(records: list[dict[str, Any]], judge: str = "keyword") -> dict[str, dict[str, float | None]]:
-    """Board columns: for each base model, its attacked versions' newest post-attack ASR per recipe."""
+    """Board columns: for each base model, the highest post-attack ASR per recipe over every filed setting
+    (an ablation files many; the board shows how far the attack got)."""
     cols: dict[str, dict[str, float | None]] = {}
     for r in records:
         if r.get("base"):
-            cols.setdefault(r["base"], {})[str(r["recipe"])] = _num(r["after"], judge, "asr")
+            value = _num(r["after"], judge, "asr")
+            current = cols.setdefault(r["base"], {}).get(str(r["recipe"]))
+            if current is None or (value is not None and value > current):
+                cols[r["base"]][str(r["recipe"])] = value
     return cols
 
 
@@ -256,6 +259,8 @@ def board_section(records: list[dict[str, Any]], judge: str = "keyword") -> list
     cols = attack_columns(records, judge)
     recipes = sorted({r for c in cols.values() for r in c})
     lines = ["", f"## Fine-tuning attacks: post-attack ASR [{judge}] per recipe", "",
+             "Highest ASR after the attack over every filed setting of that recipe; each base model's page "
+             "lists every attack with its settings and the ASR before it.", "",
              "| Base model | " + " | ".join(recipes) + " | page |", "|" + "---|" * (len(recipes) + 2)]
     for base, by_recipe in sorted(cols.items()):
         cells = [_fmt(by_recipe.get(r)) for r in recipes]
