@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 
 from safety_bench.settings import resolve
-from safety_bench.validation import UsageError, existing_path, number, output_dir
+from safety_bench.validation import UsageError, existing_path, number, output_dir, task
 
 # training flags: dest -> (type, help). Default None everywhere: the preset fills what is not given.
 TRAIN_FLAGS = {
@@ -58,7 +58,7 @@ def _evaluation(args: argparse.Namespace):
         judges = [*judges, "gpt4_rubric"]  # a rubric endpoint is configured
     check_judges(judges)
     return EvalSettings(data=str(resolve("data", args.data)), benign=str(resolve("benign", args.benign)),
-                        task=args.task, judges=judges,
+                        task=task("--task", args.task), judges=judges,
                         max_gen_toks=number("--max-gen-toks", args.max_gen_toks, minimum=1, integer=True),
                         batch_size=number("--eval-batch-size", args.eval_batch_size, minimum=1, integer=True),
                         limit=number("--limit", args.limit, minimum=1, integer=True))
