@@ -20,7 +20,7 @@ import gc
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +159,6 @@ class AttackSpec:
     command: str | None = None
     progress: bool = True
     grid_cell: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def base_identity(model: str, adapter: str | None) -> dict[str, Any]:
@@ -183,12 +182,7 @@ def compact(result: EvalResult) -> dict[str, Any]:
     return out
 
 
-def _free(*objs: Any) -> None:
-    del objs
-    gc.collect()
-
-
-def _baseline(spec: AttackSpec, base: dict[str, Any], folder: Path) -> EvalResult | dict[str, Any]:
+def _baseline(spec: AttackSpec, base: dict[str, Any], folder: Path) -> dict[str, Any]:
     """The base model's evaluation, reused from `folder` when it was made with the same settings."""
     assert spec.evaluation is not None
     ident = {"base": base["weights_id"], "eval": spec.evaluation.identity()}
@@ -198,7 +192,8 @@ def _baseline(spec: AttackSpec, base: dict[str, Any], folder: Path) -> EvalResul
     model, tokenizer = load_model(resolve_model_dir(spec.model)[0], adapter=spec.adapter, device=spec.device,
                                   dtype="float32")
     result = evaluate_loaded(model, tokenizer, spec.evaluation, spec.progress)
-    _free(model)
+    del model
+    gc.collect()  # the attack loads its own copy next
     result.write(folder)
     stored = _file(spec, result, base["name"], base["weights_id"], {"attack_baseline": True}) if spec.store else None
     info = {"identity": ident, "numbers": compact(result), "store_run": stored}
@@ -246,7 +241,6 @@ def run_attack(spec: AttackSpec) -> dict[str, Any]:
     before = None
     if spec.evaluation is not None and spec.baseline:
         before = _baseline(spec, base, spec.baseline_dir or out / "eval" / "before")
-        before = before if isinstance(before, dict) else None
     t_before = time.perf_counter() - t0
 
     provenance = {
@@ -285,7 +279,8 @@ def run_attack(spec: AttackSpec) -> dict[str, Any]:
             record["store"]["attacked"] = _file(spec, result, name, provenance["output"]["weights_id"], {
                 "attack": provenance | {"before": record["before"], "after": record["after"],
                                         "baseline_run": record["store"].get("baseline")}})
-    _free(net)
+    del net
+    gc.collect()
     record["timing"] = {"baseline_s": round(t_before, 1), "train_s": round(t_train, 1),
                         "total_s": round(time.perf_counter() - t0, 1)}
     write_json(out / ATTACK_FILE, record)
