@@ -18,6 +18,7 @@ from safety_bench.resources import tasks_dir
 from safety_bench.validation import UsageError, UserError
 
 AREA_CLIS = (
+    "safety_bench.commands.attack",
     "safety_bench.commands.judges",
     "safety_bench.commands.landscape",
     "safety_bench.commands.leaderboard",

@@ -1,4 +1,4 @@
-"""One resolver for the configuration folders (`tasks/`, `judges/`) in a checkout and in a wheel.
+"""One resolver for the configuration folders (`tasks/`, `judges/`, `presets/`) in a checkout and in a wheel.
 
 The wheel maps them to the packages `safety_bench.bundled_tasks` / `safety_bench.bundled_judges`; an
 editable install maps the same names onto the checkout's folders. A plain checkout on `sys.path` without
@@ -34,6 +34,11 @@ def tasks_dir() -> Path:
 def judges_dir() -> Path:
     """The folder of bundled judge specs and templates."""
     return _folder("safety_bench.bundled_judges", "judges")
+
+
+def presets_dir() -> Path:
+    """The folder of bundled presets (`presets/`, one YAML per named setting; orchestration/presets.py)."""
+    return _folder("safety_bench.bundled_presets", "presets")
 
 
 def read_task_yaml(path: Path) -> dict:

@@ -31,10 +31,13 @@ SETTINGS: dict[str, Setting] = {
     "judge_cache": Setting("SAFETY_BENCH_JUDGE_CACHE", None, "judge cache file, or off"),
     "judges_dir": Setting("SAFETY_BENCH_JUDGES_DIR", "", "extra judge spec folders (os.pathsep-separated)"),
     "cache": Setting("SAFETY_BENCH_CACHE", None, "cache folder (default ~/.cache/safety-bench)"),
+    "prompt_template": Setting("SAFETY_BENCH_PROMPT_TEMPLATE", "none",
+                               "instruction template: none, a preset name, text:...{instruction}..., or a file"),
+    "presets_dir": Setting("SAFETY_BENCH_PRESETS_DIR", "", "extra preset folders (os.pathsep-separated)"),
     "aligned_adapter": Setting("SAFETY_BENCH_ALIGNED_ADAPTER", None, "the aligned SmolLM2 adapter folder"),
 }
 
-TASK_KEYS = ("data", "judge", "system_prompt", "benign", "advbench")
+TASK_KEYS = ("data", "judge", "system_prompt", "benign", "advbench", "prompt_template")
 
 
 def env_value(key: str) -> str | None:

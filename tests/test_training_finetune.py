@@ -76,7 +76,7 @@ def test_lora_merge_writes_a_full_folder(tmodel, tmp_path):
 def test_finetune_reports_bad_data(tmodel, tmp_path, capsys):
     assert main(["finetune", "--model", str(tmodel), "--out", str(tmp_path / "x"),
                  "--data", str(tmp_path / "missing.jsonl")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

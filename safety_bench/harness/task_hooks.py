@@ -24,6 +24,7 @@ from safety_bench.harness.lm_eval_compat import (
     pooled_over_scored,
     with_system_turn_kept,
 )
+from safety_bench.harness.prompt_templates import apply_template, template_of
 from safety_bench.harness.system_prompts import EMPTY_SYSTEM_SENTINEL, resolve_system_prompt
 from safety_bench.judges.base import JudgeInput, Verdict
 from safety_bench.judges.registry import shared_judge
@@ -47,10 +48,13 @@ DEFAULT_JUDGE = str(SETTINGS["judge"].default)
 
 def _settings(metadata: dict[str, Any]) -> dict[str, str]:
     preset, system_text = resolve_system_prompt(metadata)
+    template_label, template_text = template_of(metadata)
     return {
         "judge": str(resolve("judge", metadata.get("judge"))),
         "system_prompt_preset": preset,
         "system_prompt": system_text,
+        "prompt_template_preset": template_label,
+        "prompt_template": template_text,
     }
 
 
@@ -132,6 +136,12 @@ class SafetyTask(ConfigurableTask):
             doc = {**doc, "system_prompt": ""}
             kwargs = with_system_turn_kept(kwargs)
         return super().fewshot_context(doc, num_fewshot, *args, **kwargs)
+
+    def doc_to_text(self, doc: dict, doc_to_text: Any = None):  # type: ignore[override]
+        """The prompt text, wrapped in the document's instruction template (prompt_templates)."""
+        text = super().doc_to_text(doc, doc_to_text)
+        template = doc.get("prompt_template") if isinstance(doc, dict) else None
+        return apply_template(template, text) if template and isinstance(text, str) else text
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any):  # type: ignore[override]
         request = super().construct_requests(doc, ctx, **kwargs)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.categories import BENIGN, SLUGS
+from safety_bench.leaderboard.attack_report import records_from_store
 from safety_bench.leaderboard.comparable import differences_among
 from safety_bench.leaderboard.ingest import harmful_and_benign
 from safety_bench.leaderboard.store import BASE, LANDSCAPE, RunInfo, Store, StoreError
@@ -62,6 +63,7 @@ class Board:
     log: list[str] = field(default_factory=list)
     validations: dict[str, dict[str, Any]] = field(default_factory=dict)  # judge -> filed judge-validate report
     skipped: list[str] = field(default_factory=list)  # runs and models left out as corrupt
+    attacks: list[dict[str, Any]] = field(default_factory=list)  # fine-tuning attacks filed (attack_report)
 
     @property
     def harm_label(self) -> str:
@@ -253,7 +255,8 @@ def build_board(store: Store, harm_judge: str | None = None, visage_judge: str |
                    "they are ranked side by side but measure different things")
     return Board(rows=rows, harm_judge=harm_judge, harm_metric=metric, visage_judge=visage_judge,
                  refusal_judge=refusal_judge, built=now_iso(), store=str(store.root), log=log, skipped=skipped,
-                 validations=validations)
+                 validations=validations,
+                 attacks=records_from_store(store))
 
 
 def _fill_row(m: _Loaded, row: Row, harm_judge: str | None, metric: str, refusal_judge: str | None,

@@ -18,6 +18,7 @@ import jinja2
 
 from safety_bench.categories import BY_SLUG, SLUGS
 from safety_bench.jsonio import atomic_write_text, write_json
+from safety_bench.leaderboard import attack_report
 from safety_bench.leaderboard.ranking import Board, Row
 from safety_bench.leaderboard.store import model_slug
 from safety_bench.records import normalize
@@ -125,7 +126,8 @@ def board_json(board: Board) -> dict[str, Any]:
             "without a landscape follow by harm rate", "judges": {"harm": board.harm_judge,
             "harm_metric": board.harm_metric, "visage": board.visage_judge, "over_refusal": board.refusal_judge},
             "headers": headers(board), "rows": [row_json(r) for r in board.rows], "log": board.log,
-            "validations": {j: validation_brief(v) for j, v in board.validations.items()}}
+            "validations": {j: validation_brief(v) for j, v in board.validations.items()},
+            "attacks": attack_report.board_json_block(board.attacks)}
 
 
 def validation_brief(report: dict[str, Any]) -> dict[str, Any]:
@@ -232,6 +234,7 @@ def board_markdown(board: Board) -> str:
             lines.append(f"  - {label}: {provenance_text(num)}")
         for note in r.notes:
             lines.append(f"  - note: {_md_cell(note)}")
+    lines += attack_report.board_section(board.attacks)
     if board.log:
         lines += ["", "## Build log", ""] + [f"- {_md_cell(entry)}" for entry in board.log]
     return "\n".join(lines) + "\n"
@@ -338,5 +341,7 @@ def write_board(board: Board, out: str | Path) -> dict[str, Path]:
     atomic_write_text(paths["csv"], board_csv(board))
     write_json(paths["json"], board_json(board))
     render_html(board, out)
+    for page in attack_report.write_pages(board.attacks, out):
+        paths[f"attacks:{page.stem}"] = page
     atomic_write_text(paths["log"], "".join(f"{line}\n" for line in board.log) or "no problems\n")
     return paths

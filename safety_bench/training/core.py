@@ -149,6 +149,10 @@ class TrainSettings:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     seed: int = 0
+    # Examples per forward/backward pass; None: the whole batch at once. A smaller value accumulates
+    # gradients over micro-batches, so an effective batch of 128 (Qi et al.'s benign setting) fits in
+    # memory; the loss is still the mean over the whole batch's answer tokens (the same optimiser step).
+    micro_batch_size: int | None = None
 
 
 def _collate(batch: Sequence[Example], pad_id: int, device):
@@ -179,6 +183,26 @@ def _batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, poo
     batches = [grouped[i:i + batch_size] for i in range(0, len(grouped), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def _accumulate(model, batch: Sequence[Example], pad_id: int, device, micro_batch_size: int | None):
+    """Forward and backward over `batch` in micro-batches; gradients equal one pass over the whole batch
+    (each micro-batch's summed token loss is divided by the batch's answer-token count).
+    Returns (mean loss over the batch's answer tokens, that token count)."""
+    import torch
+
+    size = micro_batch_size or len(batch)
+    n_tokens = sum(sum(t != IGNORE_INDEX for t in e.labels[1:]) for e in batch)
+    total = 0.0
+    for start in range(0, len(batch), size):
+        ids, mask, labels = _collate(batch[start:start + size], pad_id, device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1, :].float()
+        target = labels[:, 1:]
+        loss_sum = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
+        (loss_sum / max(1, n_tokens)).backward()
+        total += float(loss_sum.item())
+    return torch.tensor(total / max(1, n_tokens)), int(n_tokens)
 
 
 def train(model, examples: Sequence[Example], settings: TrainSettings, pad_id: int,
@@ -220,13 +244,9 @@ def train(model, examples: Sequence[Example], settings: TrainSettings, pad_id: i
                 for batch_idx in _batches(lengths, settings.batch_size, settings.seed, epoch):
                     if step >= total:
                         break
-                    ids, mask, labels = _collate([examples[i] for i in batch_idx], pad_id, device)
-                    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1, :].float()
-                    target = labels[:, 1:]
-                    loss = torch.nn.functional.cross_entropy(
-                        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX)
                     optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
+                    loss, n_tokens = _accumulate(model, [examples[i] for i in batch_idx], pad_id, device,
+                                                 settings.micro_batch_size)
                     grad_norm = torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
                     lr = schedule.get_last_lr()[0]
                     optimiser.step()
@@ -236,7 +256,7 @@ def train(model, examples: Sequence[Example], settings: TrainSettings, pad_id: i
                                                           steps_per_epoch, 4),
                              "loss": round(float(loss.item()), 6), "lr": lr,
                              "grad_norm": round(float(grad_norm), 6),
-                             "tokens": int((target != IGNORE_INDEX).sum().item()),
+                             "tokens": n_tokens,
                              "elapsed_s": round(time.perf_counter() - start, 2)}
                     entries.append(entry)
                     if log_file:

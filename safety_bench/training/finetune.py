@@ -44,6 +44,8 @@ class FinetuneConfig:
     max_length: int = 384
     device: str = "auto"
     dtype: str = "float32"
+    system_prompt: str | None = None  # literal system text for every example (overrides system_variants)
+    micro_batch_size: int | None = None  # gradient accumulation: examples per forward pass (core.TrainSettings)
 
     @property
     def learning_rate(self) -> float:
@@ -53,6 +55,16 @@ class FinetuneConfig:
 def finetune(model: str | Path, out: str | Path, adapter: str | Path | None = None,
              config: FinetuneConfig | None = None, command: str | None = None, progress: bool = True) -> Path:
     """Fine-tune `model` (with `adapter` merged first, if given) on benign data; write the result to `out`."""
+    return train_and_save(model, out, adapter, config, command, progress)[0]
+
+
+def train_and_save(model: str | Path, out: str | Path, adapter: str | Path | None = None,
+                   config: FinetuneConfig | None = None, command: str | None = None, progress: bool = True,
+                   pairs: list[dict] | None = None, data_source: str | None = None,
+                   extra_recipe: dict | None = None) -> tuple[Path, object, object, dict]:
+    """The one fine-tuning path (`finetune` and `safety-bench attack` both use it): train on `pairs` (default:
+    `config.data` or the bundled benign set), write the output folder, and return
+    (folder, trained model still in memory, tokenizer, recipe) so a caller can evaluate without reloading."""
     from peft import get_peft_model
 
     config = config or FinetuneConfig()
@@ -63,14 +75,18 @@ def finetune(model: str | Path, out: str | Path, adapter: str | Path | None = No
             raise ValueError(f"unknown system variant {v!r}; use {', '.join(core.SYSTEM_VARIANTS)}")
     model_dir, model_name = resolve_model_dir(model)
     t0 = time.perf_counter()
-    pairs = datasets.read_pairs(config.data) if config.data else datasets.finetune_benign_pairs()
+    if pairs is None:
+        pairs = datasets.read_pairs(config.data) if config.data else datasets.finetune_benign_pairs()
     if config.limit:
         pairs = pairs[:config.limit]
     core.seed_everything(config.seed)
     net, tokenizer = load_model(model_dir, adapter=adapter, device=config.device, dtype=config.dtype, merge=True)
-    examples = [core.encode_example(tokenizer, p["instruction"], p["response"],
-                                    core.SYSTEM_VARIANTS[config.system_variants[i % len(config.system_variants)]],
-                                    True, config.max_length)
+    def system(i: int) -> str | None:
+        if config.system_prompt is not None:
+            return config.system_prompt
+        return core.SYSTEM_VARIANTS[config.system_variants[i % len(config.system_variants)]]
+
+    examples = [core.encode_example(tokenizer, p["instruction"], p["response"], system(i), True, config.max_length)
                 for i, p in enumerate(pairs)]
     core.seed_everything(config.seed)
     if config.mode == "lora":
@@ -79,7 +95,8 @@ def finetune(model: str | Path, out: str | Path, adapter: str | Path | None = No
         for p in net.parameters():
             p.requires_grad_(True)
     settings = core.TrainSettings(epochs=config.epochs, lr=config.learning_rate, batch_size=config.batch_size,
-                                  max_steps=config.max_steps, seed=config.seed)
+                                  max_steps=config.max_steps, seed=config.seed,
+                                  micro_batch_size=config.micro_batch_size)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out = Path(out)
     with core.atomic_dir(out) as tmp:
@@ -102,13 +119,13 @@ def finetune(model: str | Path, out: str | Path, adapter: str | Path | None = No
             "seed": config.seed,
             "config": asdict(config) | {"lr": config.learning_rate},
             "training": asdict(settings),
-            "data": {"source": config.data or f"bundled:{datasets.FINETUNE_BENIGN_FILE}",
+            "data": {"source": data_source or config.data or f"bundled:{datasets.FINETUNE_BENIGN_FILE}",
                      "examples": len(pairs), "sha256": datasets.records_sha256(pairs)},
             "versions": software_versions(),
             "result": core.loss_summary(entries),
             "timing": {"total_s": round(time.perf_counter() - t0, 1)},
-        }
+        } | dict(extra_recipe or {})
         core.write_json(tmp / RECIPE_FILE, recipe)
     log.info("fine-tuned %s written to %s (loss %.3f -> %.3f)", layout, out, recipe["result"]["first_loss"],
              recipe["result"]["last_loss"])
-    return out
+    return out, net, tokenizer, recipe
