@@ -78,7 +78,8 @@ def _config(args: argparse.Namespace) -> Any:
                        include=list(parse_patterns(args.include)),
                        exclude=list(parse_patterns(args.exclude, DEFAULT_EXCLUDE)), name=args.name,
                        batch_size=args.batch_size, kv_cache=args.kv_cache, device=args.device, metadata=metadata,
-                       backend=args.backend)
+                       backend=args.backend, capability_task=args.capability_task,
+                       capability_limit=args.capability_limit)
 
 
 def _n_params(model: str) -> float | None:
@@ -205,6 +206,8 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"safety-bench landscape: {exc}", file=sys.stderr)
         return 2
+    if args.capability_task:
+        _check_capability_task(args.capability_task)
     if args.dry_run:
         print(dry_run(config, args.shard))
         return 0
@@ -237,6 +240,36 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_capability_task(task: str) -> None:
+    """A capability task lm-eval knows (this suite's or a built-in), checked before any model loads."""
+    from safety_bench.harness import task_manager
+    from safety_bench.harness.capability import capability_task_manager
+    from safety_bench.validation import UsageError
+
+    try:
+        capability_task_manager(task, task_manager({}))
+    except ValueError:
+        raise UsageError("--capability-task", task, "not an lm-eval task",
+                         ["safety_capability_sample", "safety_capability_sample_mc", "any lm-eval task"]) from None
+
+
+def print_capability(landscape: dict[str, Any]) -> None:
+    """The capability curves and, per judge, both basin widths and which is wider."""
+    cap = landscape.get("capability")
+    if not cap:
+        return
+    print(f"  capability {cap['task']} ({cap['metric']}, percent, {cap.get('n')} items per point): "
+          f"{json.dumps([[None if v is None else round(v, 1) for v in c] for c in cap['curves']])}")
+    for judge, b in (cap.get("basins") or {}).items():
+        if not b or not b.get("safety") or not b.get("capability"):
+            print(f"  {judge}: basins n/a (origin unscored)")
+            continue
+        print(f"  {judge}: safety basin {b['safety']['range'][0]:g}..{b['safety']['range'][1]:g} "
+              f"(width {b['safety']['width']:g}), capability basin {b['capability']['range'][0]:g}.."
+              f"{b['capability']['range'][1]:g} (width {b['capability']['width']:g}), tolerance "
+              f"{b['tolerance']:g} pts: wider: {b['wider']}")
+
+
 def _print_summary(landscape: dict[str, Any], out: Path) -> None:
     print(f"landscape: {out / 'landscape.json'} ({landscape['kind']}, {landscape['n_points']} points, "
           f"{landscape['n_prompts']} prompts per point; {landscape['note']})")
@@ -247,6 +280,7 @@ def _print_summary(landscape: dict[str, Any], out: Path) -> None:
         ci = f" 95% CI [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}]" if v["ci"] else ""
         print(f"  {judge}: VISAGE {v['mean']:.2f}{ci} (untrimmed margin {v['untrimmed']:.2f}); "
               f"ASR curve(s) %: {json.dumps(landscape['asr'][judge])}")
+    print_capability(landscape)
     plots = sorted(p.name for p in out.glob("*.png"))
     print(f"  plots: {', '.join(plots)} (+ SVG) in {out}")
 
@@ -296,6 +330,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the grid, generations and time estimate")
     p.add_argument("--backend", choices=("hf", "vllm"), default="hf",
                    help="generation backend: hf (default) or vllm (weights perturbed inside the engine; GPU)")
+    p.add_argument("--capability-task",
+                   help="also run this lm-eval task (generative or multiple-choice, e.g. safety_capability_sample, "
+                   "safety_capability_sample_mc, arc_easy, mmlu) at every point on the same perturbed weights: "
+                   "landscape.json gains `capability` (curves, safety vs capability basin widths)")
+    p.add_argument("--capability-limit", type=int, help="at most this many capability items per point")
     p.add_argument("--store", help="add the finished landscape to this results store (under --name)")
     p.add_argument("--demo", action="store_true",
                    help="SmolLM2-135M-Instruct, all 88 bundled prompts, alpha in linspace(-0.2, 0.2, 9), "
