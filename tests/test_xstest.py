@@ -4,6 +4,7 @@ tells partial refusals)."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -93,7 +94,12 @@ def test_both_tasks_run_through_lm_eval(tiny_model):
         log_samples=True)
     safe, unsafe = results["results"]["safety_xstest"], results["results"]["safety_xstest_unsafe"]
     assert 0.0 <= safe["refusal_rate,judge"] <= 1.0 and "asr,judge" not in safe
-    assert "full_refusal_rate,judge" in safe and "partial_refusal_rate,judge" in safe
+    # refusal_heuristic does not tell partial refusals yet: the rates are absent (null), never a made-up 0
+    verdicts = [json.loads(s["filtered_resps"][0]) for s in results["samples"]["safety_xstest"]]
+    if all(v.get("refusal") is None for v in verdicts):
+        assert "partial_refusal_rate,judge" not in safe and "full_refusal_rate,judge" not in safe
+    else:
+        assert 0.0 <= safe["partial_refusal_rate,judge"] <= safe["refusal_rate,judge"]
     assert 0.0 <= unsafe["asr,judge"] <= 1.0
     assert results["n-samples"]["safety_xstest"]["effective"] == 6
     assert results["n-samples"]["safety_xstest_unsafe"]["effective"] == 4
