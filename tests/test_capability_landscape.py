@@ -105,3 +105,21 @@ def test_pick_metric_prefers_the_task_score():
     assert pick_metric({"perplexity,none": 3.0}) == ("perplexity,none", 3.0)
     with pytest.raises(ValueError):
         pick_metric({"alias": "x"})
+
+
+def test_one_figure_for_two_models(tmp_path):
+    """The demo's figure: two models' safety margins and capability curves on one axes, basins marked."""
+    from safety_bench.landscape.capability_plots import plot_capability_models
+
+    def land(asr, cap):
+        xs = [-0.2, 0.0, 0.2]
+        return {"kind": "1d_random", "coords": [xs], "asr": {"keyword": [asr]}, "note": "test data",
+                "capability": {"task": "t", "metric": "acc,none", "curves": [cap], "tolerance": 10.0,
+                               "basins": {"keyword": basins(xs, [asr], [cap])}}}
+
+    paths = plot_capability_models({"base": land([90, 80, 95], [30, 40, 35]),
+                                    "aligned": land([60, 5, 50], [20, 38, 30])}, tmp_path, stem="demo")
+    assert sorted(p.name for p in paths) == ["demo_keyword.png", "demo_keyword.svg"]
+    svg = (tmp_path / "demo_keyword.svg").read_text()
+    for label in ("base: safety margin", "aligned: safety margin", "aligned: capability", "aligned: safety basin"):
+        assert label in svg

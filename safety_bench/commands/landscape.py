@@ -20,6 +20,10 @@ from safety_bench.settings import resolve
 # CPU when it was not shared (about 15 s per point).
 DEMO = {"range": 0.2, "points": 9, "batch_size": 32, "max_gen_toks": 16, "per_category": 8,
         "out": "runs/demo-landscape"}
+# The demo sweeps two models (base SmolLM2 and the shipped aligned adapter merged into it) with the bundled
+# capability task beside safety at every point; to stay under 5 minutes on a 2-core CPU it asks fewer
+# prompts per point than a one-model sweep would (stated in its output).
+DEMO_PAIR = {"per_category": 3, "points": 7, "capability_task": "safety_capability_sample", "capability_limit": 20}
 # Generated tokens per second (prompt prefill included): SmolLM2-135M at batch 16 and 16 new tokens ran at
 # ~7/s on this project's 2-core CPU while shared with other jobs; assume about twice that alone.
 CPU_TOKENS_PER_S_135M = 15.0
@@ -160,12 +164,64 @@ def _apply_demo(args: argparse.Namespace) -> None:
     args.data = "sample"
     args.grid = "1d_random"
     args.range = args.range if args.range_set else DEMO["range"]
-    args.points = args.points or DEMO["points"]
     args.batch_size = DEMO["batch_size"] if args.batch_size == "auto" else args.batch_size
     args.max_gen_toks = args.max_gen_toks or DEMO["max_gen_toks"]
     args.out = args.out or DEMO["out"]
     if not args.metadata:
-        args.metadata = json.dumps({"per_category": DEMO["per_category"]})
+        args.metadata = json.dumps({"per_category": DEMO_PAIR["per_category"]})
+    args.points = args.points or DEMO_PAIR["points"]
+    args.capability_task = args.capability_task or DEMO_PAIR["capability_task"]
+    args.capability_limit = args.capability_limit or DEMO_PAIR["capability_limit"]
+
+
+def _demo_models() -> list[tuple[str, str, str]]:
+    """(label, display name, HF folder) of the demo's two models: base SmolLM2, and SmolLM2 with the shipped
+    aligned LoRA adapter merged in (merged once into the cache, keyed by the adapter's weights)."""
+    from safety_bench.models import SMOLLM2_NAME, cache_dir, smollm2_dir
+    from safety_bench.training import shipped_adapter_dir
+    from safety_bench.training.align import merge_adapter
+    from safety_bench.validation import UserError
+    from safety_bench.weights_id import weights_id
+
+    try:
+        adapter = shipped_adapter_dir()
+    except FileNotFoundError as exc:
+        raise UserError(f"--demo needs the shipped aligned adapter: {exc}") from None
+    base = smollm2_dir()
+    merged = cache_dir() / f"{SMOLLM2_NAME}-aligned-{weights_id(adapter).split(':')[-1][:12]}"
+    if not (merged / "config.json").is_file():
+        print(f"demo: merging the aligned adapter {adapter} into {merged} (once)", flush=True)
+        merge_adapter(base, adapter, merged)
+    return [("base", SMOLLM2_NAME, str(base)), ("aligned", f"{SMOLLM2_NAME}+aligned-lora", str(merged))]
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    """Sweep base and aligned SmolLM2 on the same grid and directions, safety and capability at every point;
+    one figure holds both models' safety margins and capability curves."""
+    from safety_bench.landscape.capability_plots import plot_capability_models
+    from safety_bench.orchestration.sweep import run_sweep
+
+    out = Path(args.out)
+    start = time.perf_counter()
+    models = _demo_models()
+    print(f"demo: base and aligned SmolLM2-135M-Instruct, {args.directions} random direction(s), alpha in "
+          f"linspace(-{args.range:g}, {args.range:g}, {args.points}); per point {args.metadata} bundled harmful "
+          f"prompts (fewer than a one-model sweep, to keep two models under 5 minutes) answered in up to "
+          f"{args.max_gen_toks} new tokens (truncated; the papers use 512), and the first {args.capability_limit} "
+          f"items of {args.capability_task}; batch {args.batch_size}", flush=True)
+    landscapes: dict[str, Any] = {}
+    for label, name, folder in models:
+        args.model, args.name = folder, name
+        landscape = run_sweep(_config(args), out / label, progress=not args.no_progress)
+        assert landscape is not None  # one shard: every point ran
+        landscapes[name] = landscape
+        print(f"[{label}]")
+        _print_summary(landscape, out / label)
+    plots = plot_capability_models(landscapes, out, stem="demo")
+    print(f"demo figure (both models, safety margin and capability): "
+          f"{', '.join(p.name for p in plots if p.suffix == '.png')} in {out}")
+    print(f"wall time {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 def _cmd_landscape(args: argparse.Namespace) -> int:
@@ -215,9 +271,7 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
         print("safety-bench landscape: give --out DIR", file=sys.stderr)
         return 2
     if args.demo:
-        print(f"demo: {args.name}, 1D random direction, alpha in linspace(-{args.range:g}, {args.range:g}, "
-              f"{args.points}), bundled sample prompts ({args.metadata}), batch {args.batch_size}; answers truncated to "
-              f"{args.max_gen_toks} new tokens (the papers use 512)", flush=True)
+        return _run_demo(args)
     start = time.perf_counter()
     try:
         landscape = run_sweep(config, args.out, shard=args.shard, progress=not args.no_progress)
@@ -337,7 +391,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--capability-limit", type=int, help="at most this many capability items per point")
     p.add_argument("--store", help="add the finished landscape to this results store (under --name)")
     p.add_argument("--demo", action="store_true",
-                   help="SmolLM2-135M-Instruct, all 88 bundled prompts, alpha in linspace(-0.2, 0.2, 9), "
-                   "batch 32, 16 new tokens (about 2.5 min on a 2-core CPU)")
+                   help="base SmolLM2-135M-Instruct and the shipped aligned adapter on one figure: 33 bundled "
+                   "prompts (3 per category) and 20 items of safety_capability_sample per point, alpha in "
+                   "linspace(-0.2, 0.2, 7), batch 32, 16 new tokens; OUT/base, OUT/aligned, OUT/demo_keyword.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_landscape)
