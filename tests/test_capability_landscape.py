@@ -123,3 +123,16 @@ def test_one_figure_for_two_models(tmp_path):
     svg = (tmp_path / "demo_keyword.svg").read_text()
     for label in ("base: safety margin", "aligned: safety margin", "aligned: capability", "aligned: safety basin"):
         assert label in svg
+
+
+def test_cli_refuses_an_unknown_capability_task_before_loading(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "safety_bench.cli", "landscape", "--model", str(tmp_path / "m"),
+                           "--capability-task", "no_such_task_xyz", "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--capability-task 'no_such_task_xyz': not an lm-eval task" in lines[0]
+    assert not out.exists()

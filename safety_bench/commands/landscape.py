@@ -121,6 +121,10 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
                  f"up to {config.max_gen_toks} new tokens each"
                  + (" (answers truncated)" if config.max_gen_toks < 512 else ""))
     lines.append(f"judges: {', '.join(config.judges)} (each judges the same generations)")
+    if config.capability_task:
+        lines.append(f"capability task {config.capability_task} at every point"
+                     + (f" (first {config.capability_limit} items)" if config.capability_limit else "")
+                     + "; not in the time estimate")
     if params:
         base = (GPU_TOKENS_PER_S_7B * 7e9 if gpu else CPU_TOKENS_PER_S_135M * 135e6) / params
         batch = config.batch_size if config.batch_size != "auto" else (n_prompts if gpu else CPU_BATCH)
