@@ -93,6 +93,8 @@ def test_basin_rule():
     b = basin(xs, [70, 72, 80, None, 80], higher_is_better=True)
     assert b["range"] == [-0.2, 0.0] and b["width"] == pytest.approx(0.2)
     assert basin(xs, [1, 2, None, 3, 4], higher_is_better=True) is None
+    # exactly at the edge counts as inside, whatever the float rounding of 100 x a fraction
+    assert basin(xs, [0, 45.0, 100 * 0.55, 40, 0], higher_is_better=True)["range"] == [-0.1, 0.0]
     both = basins(xs, [[90, 15, 5, 14, 16]], [[10, 75, 80, 78, 72]])
     assert both["wider"] == "capability" and both["safety"]["width"] == pytest.approx(0.2)
     assert both["capability"]["width"] == pytest.approx(0.3) and both["per_direction"][0]["capability"] == pytest.approx(0.3)

@@ -196,7 +196,8 @@ def _demo_models() -> list[tuple[str, str, str]]:
     if not (merged / "config.json").is_file():
         print(f"demo: merging the aligned adapter {adapter} into {merged} (once)", flush=True)
         merge_adapter(base, adapter, merged)
-    return [("base", SMOLLM2_NAME, str(base)), ("aligned", f"{SMOLLM2_NAME}+aligned-lora", str(merged))]
+    # the aligned model first: it is the one whose basin the demo is about
+    return [("aligned", f"{SMOLLM2_NAME}+aligned-lora", str(merged)), ("base", SMOLLM2_NAME, str(base))]
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 TOLERANCE = 10.0  # percentage points
+EPS = 1e-9
 
 
 def mean_curve(curves: Sequence[Sequence[float | None]]) -> list[float | None]:
@@ -36,7 +37,8 @@ def basin(coords: Sequence[float], curve: Sequence[float | None], higher_is_bett
         return None
 
     def inside(v: float | None) -> bool:
-        return v is not None and (v >= ref - tolerance if higher_is_better else v <= ref + tolerance)
+        # EPS: percent values are 100 x a fraction (55.00000000000001); a value exactly at the edge is inside
+        return v is not None and (v >= ref - tolerance - EPS if higher_is_better else v <= ref + tolerance + EPS)
 
     lo = hi = i0
     while lo > 0 and inside(curve[lo - 1]):
