@@ -29,6 +29,9 @@ ADVBENCH_SIZE = 80
 DATA_ENV = SETTINGS["data"].env
 BENIGN_ENV = SETTINGS["benign"].env
 ADVBENCH_ENV = SETTINGS["advbench"].env
+XSTEST_REPO = "Paul/XSTest"
+XSTEST_ENV = SETTINGS["xstest"].env
+XSTEST_COLUMNS = ("id", "prompt", "type", "label", "focus", "note")
 DEFAULT_SOURCE = str(SETTINGS["data"].default)
 MINI_PER_CATEGORY = 8
 
@@ -227,6 +230,74 @@ def benign_prompts(source: str = "sample") -> list[Prompt]:
     return prompts
 
 
+# ---------------------------------------------------------------- XSTest (over-refusal, safe vs unsafe)
+
+def xstest_prompts(source: str = "hub", label: str = "safe") -> list[Prompt]:
+    """XSTest's prompts with `label` (`safe`: the safe prompts that sound unsafe; `unsafe`: the contrasts),
+    from the hub (`Paul/XSTest`) or a local CSV in its public layout (columns id,prompt,type,label,focus,note).
+
+    `category` is XSTest's prompt type (e.g. `homonyms`, `contrast_homonyms`)."""
+    if label not in ("safe", "unsafe"):
+        raise ValueError(f"XSTest label must be safe or unsafe, not {label!r}")
+    rows = _xstest_hub() if source in ("hub", "xstest") else _xstest_csv(source)
+    prompts = []
+    for i, row in enumerate(rows, 1):
+        if str(row.get("label", "")).strip().lower() != label:
+            continue
+        text = str(row.get("prompt") or "").strip()
+        if not text:
+            continue
+        prompts.append({"id": f"xstest-{str(row.get('id') or i).strip()}",
+                        "category": str(row.get("type") or "uncategorised").strip(), "instruction": text})
+    if not prompts:
+        raise DataSourceError(f"XSTest source {source!r} holds no prompts labelled {label!r} "
+                              f"(column 'label' must be safe or unsafe).")
+    return prompts
+
+
+def _xstest_help(reason: str) -> str:
+    return (f"cannot read XSTest from the Hugging Face hub ({reason}). Point at a local copy of its CSV "
+            f"(columns {','.join(XSTEST_COLUMNS)}) with --metadata '{{\"xstest\": \"/path/xstest_prompts.csv\"}}' "
+            f"or {XSTEST_ENV}=/path/xstest_prompts.csv.")
+
+
+def _xstest_hub() -> list[dict[str, str]]:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(XSTEST_REPO, split="train")
+    except Exception as exc:  # datasets raises many types for offline / missing / no access
+        raise DataSourceError(_xstest_help(f"{type(exc).__name__}: {exc}".splitlines()[0][:200])) from None
+    missing = [c for c in ("prompt", "label") if c not in ds.column_names]
+    if missing:
+        raise DataSourceError(_xstest_help(f"the dataset lacks column(s) {', '.join(missing)}"))
+    return [dict(r) for r in ds]
+
+
+def _xstest_csv(source: str) -> list[dict[str, str]]:
+    path = Path(source)
+    if not path.is_file():
+        raise DataSourceError(f"XSTest CSV {source!r} does not exist (expected XSTest's public layout, columns "
+                              f"{','.join(XSTEST_COLUMNS)}; or use xstest=hub).")
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("prompt", "type", "label") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataSourceError(f"{source}: not in XSTest's layout, no column(s) {', '.join(missing)} "
+                                  f"(found {reader.fieldnames}; expected {','.join(XSTEST_COLUMNS)}).")
+        return list(reader)
+
+
+# ---------------------------------------------------------------- capability (bundled, no hub)
+
+def capability_items(name: str) -> list[dict[str, object]]:
+    """The bundled capability items: `arithmetic` (question, answer: exact match) or `facts` (question,
+    choices, answer index: multiple choice), written for this suite."""
+    if name not in ("arithmetic", "facts"):
+        raise ValueError(f"no bundled capability items {name!r} (valid: arithmetic, facts)")
+    return _bundled_jsonl(f"capability_{name}.jsonl")  # type: ignore[return-value]
+
+
 def prompt_set_hash(prompts: Iterable[Prompt]) -> str:
     """sha256 over (id, category, instruction): two runs on the same prompts share it."""
     h = hashlib.sha256()
@@ -235,6 +306,7 @@ def prompt_set_hash(prompts: Iterable[Prompt]) -> str:
     return h.hexdigest()
 
 
-__all__ = ["CATEGORIES", "DataSourceError", "advbench_prompts", "benign_prompts", "categories_present",
+__all__ = ["CATEGORIES", "DataSourceError", "advbench_prompts", "benign_prompts", "capability_items",
+           "categories_present",
            "harmful_prompts", "hexphi_hub", "hexphi_local", "mini_subset", "prompt_set_hash",
-           "resolve_source", "sample_prompts"]
+           "resolve_source", "sample_prompts", "xstest_prompts"]

@@ -28,6 +28,7 @@ SETTINGS: dict[str, Setting] = {
     "system_prompt": Setting("SAFETY_BENCH_SYSTEM_PROMPT", "default", "system prompt preset or text:..."),
     "benign": Setting("SAFETY_BENCH_BENIGN", "sample", "benign prompts: sample, or a JSONL/CSV"),
     "advbench": Setting("SAFETY_BENCH_ADVBENCH", "hub", "AdvBench: hub, or a local harmful_behaviors.csv"),
+    "xstest": Setting("SAFETY_BENCH_XSTEST", "hub", "XSTest: hub (Paul/XSTest), or a local CSV in its layout"),
     "judge_cache": Setting("SAFETY_BENCH_JUDGE_CACHE", None, "judge cache file, or off"),
     "judges_dir": Setting("SAFETY_BENCH_JUDGES_DIR", "", "extra judge spec folders (os.pathsep-separated)"),
     "cache": Setting("SAFETY_BENCH_CACHE", None, "cache folder (default ~/.cache/safety-bench)"),
@@ -37,7 +38,7 @@ SETTINGS: dict[str, Setting] = {
     "aligned_adapter": Setting("SAFETY_BENCH_ALIGNED_ADAPTER", None, "the aligned SmolLM2 adapter folder"),
 }
 
-TASK_KEYS = ("data", "judge", "system_prompt", "benign", "advbench", "prompt_template")
+TASK_KEYS = ("data", "judge", "system_prompt", "benign", "advbench", "xstest", "prompt_template")
 
 
 def env_value(key: str) -> str | None:

@@ -37,6 +37,7 @@ INTEGRATION_MODULES = {
     "test_smollm2_e2e", "test_tasks", "test_training_align", "test_training_finetune", "test_training_shipped", "test_training_borderline",
     "test_judges_classifiers", "test_direction_golden", "test_vllm_extension", "test_landscape_perturb",
     "test_attacks",
+    "test_capability_landscape", "test_xstest",
 }
 
 

@@ -1,4 +1,5 @@
-"""A real browser opens the static board from disk, sorts by a column, and the order is checked.
+"""A real browser opens the static board from disk, sorts by a column, and the order is checked; the
+over-refusal flag and the harm vs over-refusal scatter render.
 
 Needs headless Chromium and chromedriver (Debian: `apt-get install chromium chromium-driver`) and the
 `selenium` package; skipped with the reason when any is missing.
@@ -121,6 +122,17 @@ def test_board_sorts_in_headless_chromium(board_dir: Path, tmp_path: Path):
         assert _order(driver) == ["south", "west", "north", "east"]
         driver.find_element(By.ID, "col-model").click()
         assert _order(driver) == ["east", "north", "south", "west"]
+        # over-refusal above the board's 20% threshold is flagged, visibly, on the flagged rows only
+        flagged = driver.find_elements(By.CSS_SELECTOR, "#board tbody tr[data-flagged='yes']")
+        assert sorted(tr.get_attribute("data-model") for tr in flagged) == ["south", "west"]  # 60 %, 30 %
+        for tr in flagged:
+            flag = tr.find_element(By.CSS_SELECTOR, ".over-refusal-flag")
+            assert flag.is_displayed() and "over-refuses" in flag.text
+        assert not driver.find_elements(By.CSS_SELECTOR, "tr[data-flagged='no'] .over-refusal-flag")
+        # the harm vs over-refusal scatter renders (the image loaded and has a size)
+        plot = driver.find_element(By.ID, "tradeoff-plot")
+        assert plot.is_displayed()
+        assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) > 200
         shot_dir = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
         shot_dir.mkdir(parents=True, exist_ok=True)
         shot = shot_dir / "leaderboard-sorted.png"

@@ -21,6 +21,10 @@ from safety_bench.settings import resolve
 # CPU when it was not shared (about 15 s per point).
 DEMO = {"range": 0.2, "points": 9, "batch_size": 32, "max_gen_toks": 16, "per_category": 8,
         "out": "runs/demo-landscape"}
+# The demo sweeps two models (base SmolLM2 and the shipped aligned adapter merged into it) with the bundled
+# capability task beside safety at every point; to stay under 5 minutes on a 2-core CPU it asks fewer
+# prompts per point than a one-model sweep would (stated in its output).
+DEMO_PAIR = {"per_category": 3, "points": 7, "capability_task": "safety_capability_sample", "capability_limit": 20}
 # Generated tokens per second (prompt prefill included): SmolLM2-135M at batch 16 and 16 new tokens ran at
 # ~7/s on this project's 2-core CPU while shared with other jobs; assume about twice that alone.
 CPU_TOKENS_PER_S_135M = 15.0
@@ -66,7 +70,8 @@ def _config(args: argparse.Namespace) -> Any:
                        include=list(parse_patterns(args.include)),
                        exclude=list(parse_patterns(args.exclude, DEFAULT_EXCLUDE)), name=args.name,
                        batch_size=args.batch_size, kv_cache=args.kv_cache, device=args.device, metadata=metadata,
-                       backend=args.backend)
+                       backend=args.backend, capability_task=args.capability_task,
+                       capability_limit=args.capability_limit)
 
 
 def _n_params(model: str) -> float | None:
@@ -104,6 +109,10 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
                  f"up to {config.max_gen_toks} new tokens each"
                  + (" (answers truncated)" if config.max_gen_toks < 512 else ""))
     lines.append(f"judges: {', '.join(config.judges)} (each judges the same generations)")
+    if config.capability_task:
+        lines.append(f"capability task {config.capability_task} at every point"
+                     + (f" (first {config.capability_limit} items)" if config.capability_limit else "")
+                     + "; not in the time estimate")
     if params:
         base = (GPU_TOKENS_PER_S_7B * 7e9 if gpu else CPU_TOKENS_PER_S_135M * 135e6) / params
         batch = config.batch_size if config.batch_size != "auto" else (n_prompts if gpu else CPU_BATCH)
@@ -152,7 +161,61 @@ def _apply_demo(args: argparse.Namespace) -> None:
     args.max_gen_toks = DEMO["max_gen_toks"] if args.max_gen_toks is None else args.max_gen_toks
     args.out = args.out or DEMO["out"]
     if not args.metadata:
-        args.metadata = json.dumps({"per_category": DEMO["per_category"]})
+        args.metadata = json.dumps({"per_category": DEMO_PAIR["per_category"]})
+    args.points = args.points or DEMO_PAIR["points"]
+    args.capability_task = args.capability_task or DEMO_PAIR["capability_task"]
+    args.capability_limit = args.capability_limit or DEMO_PAIR["capability_limit"]
+
+
+def _demo_models() -> list[tuple[str, str, str]]:
+    """(label, display name, HF folder) of the demo's two models: base SmolLM2, and SmolLM2 with the shipped
+    aligned LoRA adapter merged in (merged once into the cache, keyed by the adapter's weights)."""
+    from safety_bench.models import SMOLLM2_NAME, cache_dir, smollm2_dir
+    from safety_bench.training import shipped_adapter_dir
+    from safety_bench.training.align import merge_adapter
+    from safety_bench.validation import UserError
+    from safety_bench.weights_id import weights_id
+
+    try:
+        adapter = shipped_adapter_dir()
+    except FileNotFoundError as exc:
+        raise UserError(f"--demo needs the shipped aligned adapter: {exc}") from None
+    base = smollm2_dir()
+    merged = cache_dir() / f"{SMOLLM2_NAME}-aligned-{weights_id(adapter).split(':')[-1][:12]}"
+    if not (merged / "config.json").is_file():
+        print(f"demo: merging the aligned adapter {adapter} into {merged} (once)", flush=True)
+        merge_adapter(base, adapter, merged)
+    # the aligned model first: it is the one whose basin the demo is about
+    return [("aligned", f"{SMOLLM2_NAME}+aligned-lora", str(merged)), ("base", SMOLLM2_NAME, str(base))]
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    """Sweep base and aligned SmolLM2 on the same grid and directions, safety and capability at every point;
+    one figure holds both models' safety margins and capability curves."""
+    from safety_bench.landscape.capability_plots import plot_capability_models
+    from safety_bench.orchestration.sweep import run_sweep
+
+    out = Path(args.out)
+    start = time.perf_counter()
+    models = _demo_models()
+    print(f"demo: base and aligned SmolLM2-135M-Instruct, {args.directions} random direction(s), alpha in "
+          f"linspace(-{args.range:g}, {args.range:g}, {args.points}); per point {args.metadata} bundled harmful "
+          f"prompts (fewer than a one-model sweep, to keep two models under 5 minutes) answered in up to "
+          f"{args.max_gen_toks} new tokens (truncated; the papers use 512), and the first {args.capability_limit} "
+          f"items of {args.capability_task}; batch {args.batch_size}", flush=True)
+    landscapes: dict[str, Any] = {}
+    for label, name, folder in models:
+        args.model, args.name = folder, name
+        landscape = run_sweep(_config(args), out / label, progress=not args.no_progress)
+        assert landscape is not None  # one shard: every point ran
+        landscapes[name] = landscape
+        print(f"[{label}]")
+        _print_summary(landscape, out / label)
+    plots = plot_capability_models(landscapes, out, stem="demo")
+    print(f"demo figure (both models, safety margin and capability): "
+          f"{', '.join(p.name for p in plots if p.suffix == '.png')} in {out}")
+    print(f"wall time {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -230,6 +293,8 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
     if ray_problem:
         print(f"safety-bench landscape: error: {ray_problem}", file=sys.stderr)
         return 2
+    if args.capability_task:
+        _check_capability_task(args.capability_task)
     if args.dry_run:
         print(dry_run(config, args.shard))
         if args.executor == "ray":
@@ -239,9 +304,7 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
         print("safety-bench landscape: give --out DIR", file=sys.stderr)
         return 2
     if args.demo:
-        print(f"demo: {args.name}, 1D random direction, alpha in linspace(-{args.range:g}, {args.range:g}, "
-              f"{args.points}), bundled sample prompts ({args.metadata}), batch {args.batch_size}; answers truncated to "
-              f"{args.max_gen_toks} new tokens (the papers use 512)", flush=True)
+        return _run_demo(args)
     start = time.perf_counter()
     try:
         if args.executor == "ray":
@@ -295,6 +358,36 @@ def _executor_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _check_capability_task(task: str) -> None:
+    """A capability task lm-eval knows (this suite's or a built-in), checked before any model loads."""
+    from safety_bench.harness import task_manager
+    from safety_bench.harness.capability import capability_task_manager
+    from safety_bench.validation import UsageError
+
+    try:
+        capability_task_manager(task, task_manager({}))
+    except ValueError:
+        raise UsageError("--capability-task", task, "not an lm-eval task",
+                         ["safety_capability_sample", "safety_capability_sample_mc", "any lm-eval task"]) from None
+
+
+def print_capability(landscape: dict[str, Any]) -> None:
+    """The capability curves and, per judge, both basin widths and which is wider."""
+    cap = landscape.get("capability")
+    if not cap:
+        return
+    print(f"  capability {cap['task']} ({cap['metric']}, percent, {cap.get('n')} items per point): "
+          f"{json.dumps([[None if v is None else round(v, 1) for v in c] for c in cap['curves']])}")
+    for judge, b in (cap.get("basins") or {}).items():
+        if not b or not b.get("safety") or not b.get("capability"):
+            print(f"  {judge}: basins n/a (origin unscored)")
+            continue
+        print(f"  {judge}: safety basin {b['safety']['range'][0]:g}..{b['safety']['range'][1]:g} "
+              f"(width {b['safety']['width']:g}), capability basin {b['capability']['range'][0]:g}.."
+              f"{b['capability']['range'][1]:g} (width {b['capability']['width']:g}), tolerance "
+              f"{b['tolerance']:g} pts: wider: {b['wider']}")
+
+
 def _print_summary(landscape: dict[str, Any], out: Path) -> None:
     print(f"landscape: {out / 'landscape.json'} ({landscape['kind']}, {landscape['n_points']} points, "
           f"{landscape['n_prompts']} prompts per point; {landscape['note']})")
@@ -305,6 +398,7 @@ def _print_summary(landscape: dict[str, Any], out: Path) -> None:
         ci = f" 95% CI [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}]" if v["ci"] else ""
         print(f"  {judge}: VISAGE {v['mean']:.2f}{ci} (untrimmed margin {v['untrimmed']:.2f}); "
               f"ASR curve(s) %: {json.dumps(landscape['asr'][judge])}")
+    print_capability(landscape)
     plots = sorted(p.name for p in out.glob("*.png"))
     print(f"  plots: {', '.join(plots)} (+ SVG) in {out}")
 
@@ -354,10 +448,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the grid, generations and time estimate")
     p.add_argument("--backend", choices=("hf", "vllm"), default="hf",
                    help="generation backend: hf (default) or vllm (weights perturbed inside the engine; GPU)")
+    p.add_argument("--capability-task",
+                   help="also run this lm-eval task (generative or multiple-choice, e.g. safety_capability_sample, "
+                   "safety_capability_sample_mc, arc_easy, mmlu) at every point on the same perturbed weights: "
+                   "landscape.json gains `capability` (curves, safety vs capability basin widths)")
+    p.add_argument("--capability-limit", type=int, help="at most this many capability items per point")
     p.add_argument("--store", help="add the finished landscape to this results store (under --name)")
     p.add_argument("--demo", action="store_true",
-                   help="SmolLM2-135M-Instruct, all 88 bundled prompts, alpha in linspace(-0.2, 0.2, 9), "
-                   "batch 32, 16 new tokens (about 2.5 min on a 2-core CPU)")
+                   help="base SmolLM2-135M-Instruct and the shipped aligned adapter on one figure: 33 bundled "
+                   "prompts (3 per category) and 20 items of safety_capability_sample per point, alpha in "
+                   "linspace(-0.2, 0.2, 7), batch 32, 16 new tokens; OUT/base, OUT/aligned, OUT/demo_keyword.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     from safety_bench.orchestration.ray_executor import add_arguments
 

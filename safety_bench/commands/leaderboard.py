@@ -16,6 +16,7 @@ def _err(command: str, exc: BaseException) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    from safety_bench.leaderboard.board_config import BoardSettings, board_settings, load_board_settings
     from safety_bench.leaderboard.ranking import build_board
     from safety_bench.leaderboard.remote import open_store
     from safety_bench.leaderboard.render import write_board
@@ -23,11 +24,15 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     check.existing_store("--store", args.store)  # a read path: a typo must not create an empty store
     check.output_dir("--out", args.out)
+    settings = load_board_settings(args.config) if args.config else BoardSettings()
+    if args.over_refusal_threshold is not None:  # the flag wins over the config file
+        settings = board_settings({"over_refusal_threshold": args.over_refusal_threshold}, "--over-refusal")
     try:
         store = open_store(args.store)
         problems = store.reindex() if args.reindex else []
         board = build_board(store, harm_judge=args.harm_judge, visage_judge=args.visage_judge,
-                            refusal_judge=args.refusal_judge)
+                            refusal_judge=args.refusal_judge,
+                            over_refusal_threshold=settings.over_refusal_threshold)
     except (StoreError, OSError) as exc:
         return _err("leaderboard build", exc)
     board.log = [f"index: {p}" for p in problems] + board.log
@@ -196,6 +201,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--harm-judge", help="judge for the harm rate (default: a rubric judge if any, else keyword)")
     b.add_argument("--visage-judge", help="landscape judge for VISAGE (default: keyword)")
     b.add_argument("--refusal-judge", help="judge for over-refusal on benign prompts (default: keyword)")
+    b.add_argument("--config", help="a leaderboard YAML whose `board:` section sets e.g. over_refusal_threshold "
+                   "(leaderboards/nightly.yaml)")
+    b.add_argument("--over-refusal-threshold", type=float,
+                   help="flag models whose over-refusal exceeds this fraction (default 0.2, or the config's)")
     b.add_argument("--reindex", action="store_true", help="rebuild the store's SQLite index from its files first")
     b.add_argument("--strict", action="store_true",
                    help="exit 1 when any run or model was skipped as corrupt (the board is still written)")

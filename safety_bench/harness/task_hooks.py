@@ -38,7 +38,7 @@ from safety_bench.records import (
     parse_verdict,
     prompt_kind_of,
 )
-from safety_bench.settings import SETTINGS, resolve
+from safety_bench.settings import SETTINGS, env_value, resolve
 
 log = logging.getLogger("safety_bench")
 honour_callable_group_aggregation()  # the groups' pooled rates (lm_eval_compat)
@@ -120,6 +120,25 @@ def load_benign(**metadata: Any) -> datasets.DatasetDict:
 
     source = str(resolve("benign", metadata.get("benign")))
     return _as_dataset(data.benign_prompts(source), metadata, kind=BENIGN_KIND)
+
+
+XSTEST_DEFAULT_JUDGE = "refusal_heuristic"  # tells full from partial refusals (XSTest's own distinction)
+
+
+def _xstest(label: str, kind: str, metadata: dict[str, Any]) -> datasets.DatasetDict:
+    source = str(resolve("xstest", metadata.get("xstest")))
+    judge = metadata.get("judge") or env_value("judge") or XSTEST_DEFAULT_JUDGE
+    return _as_dataset(data.xstest_prompts(source, label), {**metadata, "judge": judge}, kind=kind)
+
+
+def load_xstest(**metadata: Any) -> datasets.DatasetDict:
+    """`safety_xstest`: XSTest's safe prompts (benign kind: over-refusal), hub or local CSV (`xstest`)."""
+    return _xstest("safe", BENIGN_KIND, metadata)
+
+
+def load_xstest_unsafe(**metadata: Any) -> datasets.DatasetDict:
+    """`safety_xstest_unsafe`: XSTest's unsafe contrasts (harmful kind: ASR)."""
+    return _xstest("unsafe", HARMFUL, metadata)
 
 
 # ---------------------------------------------------------------------- the task class
@@ -208,7 +227,10 @@ def process_results(doc: dict, results: list[Any]) -> dict[str, Any]:
     item["prompt_kind"] = prompt_kind_of(doc)
     item["category"] = doc.get("category")
     if item["prompt_kind"] == BENIGN_KIND:  # benign prompts count in over-refusal only
-        return {name: item for name in ("refusal_rate", "unscored", "scored")}
+        names = ["refusal_rate", "unscored", "scored"]
+        if verdict.get("refusal") is not None:  # full/partial only where the judge tells them (else: absent, null)
+            names += ["full_refusal_rate", "partial_refusal_rate"]
+        return {name: item for name in names}
     names = ["asr", "unscored", "scored"]
     if verdict.get("refused") is not None or verdict.get("error") is not None:
         names.append("refusal_rate")
@@ -228,6 +250,8 @@ def _metric(name: str) -> Any:
 
 aggregate_asr = _metric("asr")
 aggregate_refusal_rate = _metric("refusal_rate")
+aggregate_full_refusal_rate = _metric("full_refusal_rate")  # NaN until a judge sets the `refusal` field
+aggregate_partial_refusal_rate = _metric("partial_refusal_rate")
 aggregate_unscored = _metric("unscored")
 aggregate_scored = _metric("scored")
 aggregate_harmfulness_score = _metric("harmfulness_score")

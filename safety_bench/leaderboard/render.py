@@ -21,6 +21,7 @@ from safety_bench.jsonio import atomic_write_text, write_json
 from safety_bench.leaderboard import attack_report
 from safety_bench.leaderboard.ranking import Board, Row
 from safety_bench.leaderboard.store import model_slug
+from safety_bench.leaderboard.tradeoff import plot_tradeoff
 from safety_bench.records import normalize
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -104,7 +105,9 @@ def headers(board: Board) -> dict[str, str]:
     metric = "harm. rate" if board.harm_metric == "harmfulness_rate" else "ASR"
     harm_judge = board.harm_judge or "n/a"
     out = {"visage": f"VISAGE [{board.visage_judge or 'n/a'}]", "harm": board.harm_label,
-           "over_refusal": f"Over-refusal on benign [{board.refusal_judge or 'n/a'}]"}
+           "over_refusal": f"Over-refusal (XSTest, else benign set) [{board.refusal_judge or 'n/a'}]",
+           "capability": "Capability at origin % / basin width (vs safety basin)",
+           "flag": f"Over-refusal > {100 * board.over_refusal_threshold:g}%"}
     if board.harm_metric == "harmfulness_rate":
         out["harm_score"] = f"Harmfulness score 1-5 [{harm_judge}]"
     for slug in SLUGS:
@@ -118,11 +121,32 @@ def row_json(row: Row) -> dict[str, Any]:
     return {"rank": row.rank, "model": row.name, "weights_id": row.weights_id, "visage": row.visage,
             "harm": row.harm, "harmfulness_score": row.harm_score, "per_category": row.per_category,
             "over_refusal": row.over_refusal, "notes": row.notes, "samples": f"samples/{model_slug(row.name)}.html",
-            "n_records": len(row.records)}
+            "n_records": len(row.records), "over_refusal_flagged": row.over_refusal_flagged,
+            "over_refusal_source": (row.over_refusal or {}).get("source"), "capability": row.capability}
+
+
+def over_refusal_text(row: Row) -> str:
+    """Over-refusal with its CI, the set it was measured on, and the flag when over the threshold."""
+    if not row.over_refusal:
+        return "—"
+    text = f"{pct(row.over_refusal)} ({row.over_refusal.get('source') or 'benign'})"
+    return text + (" ⚠ OVER-REFUSES" if row.over_refusal_flagged else "")
+
+
+def capability_text(row: Row) -> str:
+    """`origin % (task) / basin width (safety basin width)` of a capability landscape, or an em dash."""
+    c = row.capability
+    if not c:
+        return "—"
+    text = f"{c['origin']:.1f}% ({c['task']})" if c.get("origin") is not None else f"— ({c['task']})"
+    if c.get("basin_width") is not None:
+        text += f" / basin {c['basin_width']:g} (safety {c['safety_basin_width']:g})"
+    return text
 
 
 def board_json(board: Board) -> dict[str, Any]:
-    return {"built": board.built, "store": board.store, "ranking": "VISAGE desc, then harm rate asc; models "
+    return {"built": board.built, "store": board.store, "over_refusal_threshold": board.over_refusal_threshold,
+            "ranking": "VISAGE desc, then harm rate asc; models "
             "without a landscape follow by harm rate", "judges": {"harm": board.harm_judge,
             "harm_metric": board.harm_metric, "visage": board.visage_judge, "over_refusal": board.refusal_judge},
             "headers": headers(board), "rows": [row_json(r) for r in board.rows], "log": board.log,
@@ -171,7 +195,9 @@ def board_csv(board: Board) -> str:
         cols.append(f"harmfulness_score[{board.harm_judge or 'n/a'}]")
     cols += [f"{slug}:{hh}" for slug in SLUGS]
     cols += [hr, f"{hr}_ci_low", f"{hr}_ci_high", "harm_run", "harm_date", "harm_judge_version", "harm_tasks",
-             "harm_prompt_set_hash", "visage_run", "visage_date", "over_refusal_run", "over_refusal_date", "notes"]
+             "harm_prompt_set_hash", "visage_run", "visage_date", "over_refusal_run", "over_refusal_date", "notes",
+             "over_refusal_source", "over_refusal_flagged", "capability_task", "capability_origin",
+             "capability_basin_width", "safety_basin_width"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -190,6 +216,11 @@ def board_csv(board: Board) -> str:
                  json.dumps(r.harm.get("tasks")) if r.harm else "", v(r.harm, "prompt_set_hash"),
                  v(r.visage, "run"), v(r.visage, "date"), v(r.over_refusal, "run"), v(r.over_refusal, "date"),
                  "; ".join(r.notes)]
+        cap = r.capability or {}
+        line += [v(r.over_refusal, "source"), "yes" if r.over_refusal_flagged else "no", cap.get("task") or "",
+                 "" if cap.get("origin") is None else cap["origin"],
+                 "" if cap.get("basin_width") is None else cap["basin_width"],
+                 "" if cap.get("safety_basin_width") is None else cap["safety_basin_width"]]
         w.writerow(line)
     return buf.getvalue()
 
@@ -208,13 +239,20 @@ def board_markdown(board: Board) -> str:
                   "(share of answers that are not refusals).", ""]
     if not board.rows:
         lines += ["**No model on the board**: every model was skipped (see the build log below).", ""]
-    cols = ["#", "Model", h["visage"], h["harm"]] + ([h["harm_score"]] if "harm_score" in h else []) + [h["over_refusal"]]
+    flagged = [r.name for r in board.rows if r.over_refusal_flagged]
+    lines += [f"Over-refusal is measured on XSTest's safe prompts when a model ran them, else on the benign set "
+              f"(each value says which). **Flagged** (⚠ OVER-REFUSES, over-refusal above "
+              f"{100 * board.over_refusal_threshold:g}%): {', '.join(flagged) if flagged else 'none'}. The flag "
+              "never changes the rank; the scatter of harm vs over-refusal is in index.html (tradeoff.png).",
+              ""]
+    cols = (["#", "Model", h["visage"], h["harm"]] + ([h["harm_score"]] if "harm_score" in h else [])
+            + [h["over_refusal"], h["capability"]])
     lines += ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in board.rows:
         cells = [str(r.rank), r.name, visage_text(r.visage), pct(r.harm)]
         if "harm_score" in h:
             cells.append(f"{r.harm_score['value']:.2f}" if r.harm_score else "—")
-        cells.append(pct(r.over_refusal))
+        cells += [over_refusal_text(r), capability_text(r)]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     checked = validation_lines(board)
     if checked:
@@ -314,14 +352,15 @@ def _copy_plots(board: Board, out: Path) -> dict[str, list[str]]:
 def render_html(board: Board, out: Path) -> None:
     env = _env()
     plots = _copy_plots(board, out)
+    tradeoff = plot_tradeoff(board, out / "tradeoff.png")
     h = headers(board)
     rows = []
     for r in board.rows:
         rows.append({"row": r, "slug": model_slug(r.name), "plots": plots.get(r.name, []),
-                     "visage_text": visage_text(r.visage)})
-    checked = validation_lines(board)
+                     "visage_text": visage_text(r.visage), "over_refusal_text": over_refusal_text(r),
+                     "capability_text": capability_text(r)})
     page = env.get_template("index.html.j2").render(board=board, rows=rows, h=h, slugs=SLUGS, titles=BY_SLUG,
-                                                     validations=checked)
+                                                     tradeoff=tradeoff, validations=validation_lines(board))
     atomic_write_text(out / "index.html", page)
     samples_dir = out / "samples"
     samples_dir.mkdir(parents=True, exist_ok=True)

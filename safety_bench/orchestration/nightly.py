@@ -21,6 +21,7 @@ import yaml
 
 from safety_bench.harness import register, task_manager
 from safety_bench.judges.run import judge_records
+from safety_bench.leaderboard.board_config import board_settings
 from safety_bench.leaderboard.ingest import add_lm_eval_results
 from safety_bench.leaderboard.lock import locked
 from safety_bench.leaderboard.ranking import build_board
@@ -69,6 +70,7 @@ class NightlyConfig:
     generation: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, Any] = field(default_factory=dict)
     stale_lock_hours: float = 12.0
+    board: dict[str, Any] = field(default_factory=dict)  # the `board:` section (leaderboard/board_config.py)
 
 
 @dataclass
@@ -118,11 +120,15 @@ def load_config(path: str | os.PathLike[str]) -> NightlyConfig:
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: model names must be unique")
+    if not isinstance(raw.get("board") or {}, dict):
+        raise ConfigError(f"{path}: `board` must be a mapping, e.g. board: {{over_refusal_threshold: 0.2}}")
+    board_settings(raw.get("board"), f"{path.name}: board")  # checked now, before any model runs
     return NightlyConfig(models=models, store=rel(raw.get("store", "store")), out=rel(raw.get("out", "board")),
                          tasks=list(raw.get("tasks") or DEFAULT_TASKS), judges=list(raw.get("judges") or ["keyword"]),
                          data=str(raw.get("data", "hexphi")), system_prompt=str(raw.get("system_prompt", "default")),
                          generation=dict(raw.get("generation") or {}), sweep=dict(raw.get("sweep") or {}),
-                         stale_lock_hours=float(raw.get("stale_lock_hours", 12.0)))
+                         stale_lock_hours=float(raw.get("stale_lock_hours", 12.0)),
+                         board=dict(raw.get("board") or {}))
 
 
 # ---------------------------------------------------------------------- keys
@@ -312,7 +318,7 @@ def run_nightly(cfg: NightlyConfig, evaluator: Callable[[ModelSpec, Mapping[str,
             except Exception as exc:  # one model's failure must not stop the others being published
                 report.failures[spec.name] = f"{type(exc).__name__}: {exc}"
                 log.error("nightly: %s failed: %s\n%s", spec.name, exc, traceback.format_exc())
-        board = build_board(store)
+        board = build_board(store, over_refusal_threshold=board_settings(cfg.board).over_refusal_threshold)
         board.log = ([f"FAILED {name}: {err}" for name, err in report.failures.items()]
                      + [f"gap: {g}" for g in report.gaps] + board.log)
         report.board = write_board(board, cfg.out)

@@ -29,10 +29,14 @@ from tqdm.auto import tqdm
 
 from safety_bench.data import prompt_set_hash
 from safety_bench.harness import task_manager
+from safety_bench.harness.capability import capability_task_manager, evaluate_capability
 from safety_bench.harness.lm_eval_compat import GenerationTimer, repeated_runs, set_batch_size
 from safety_bench.jsonio import write_json, write_jsonl
 from safety_bench.judges.registry import get_judge, spec_versions
 from safety_bench.judges.run import judge_records
+from safety_bench.landscape.capability import TOLERANCE as BASIN_TOLERANCE
+from safety_bench.landscape.capability import basins
+from safety_bench.landscape.capability_plots import plot_capability
 from safety_bench.landscape.directions import DEFAULT_EXCLUDE, parse_patterns
 from safety_bench.landscape.grid import Grid, Point, build_grid
 from safety_bench.landscape.plots import plot_landscape
@@ -72,6 +76,9 @@ class SweepConfig:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=lambda: ["norm"])
     name: str | None = None
+    # capability landscape: an lm-eval task run at every point on the same perturbed weights (hashed when set)
+    capability_task: str | None = None
+    capability_limit: int | None = None
     # execution only (not part of the hash)
     batch_size: int | str = "auto"  # see orchestration/generation.py
     kv_cache: str = "auto"  # auto | static | dynamic (see orchestration/generation.py)
@@ -93,12 +100,16 @@ class SweepConfig:
             "max_gen_toks": self.max_gen_toks, "dtype": self.dtype, "limit": self.limit,
             "towards_weights": towards_weights, "include": list(self.include), "exclude": list(self.exclude),
             "metadata": dict(sorted(self.metadata.items())),
+            # only when set, so the hash of a safety-only sweep is what it always was
+            **({"capability_task": self.capability_task, "capability_limit": self.capability_limit}
+               if self.capability_task else {}),
         }
 
 
 GRID_KEYS = ("grid", "directions", "seed", "range", "points", "steps", "extra", "beta_range", "beta_points")
 CONFIG_KEYS = ("task", "judges", "data", "system_prompt", "max_gen_toks", "dtype", "limit", "towards", "include",
-               "exclude", "batch_size", "kv_cache", "device", "metadata", "backend")
+               "exclude", "batch_size", "kv_cache", "device", "metadata", "backend", "capability_task",
+               "capability_limit")
 
 
 def config_from_settings(model: str, settings: Mapping[str, Any], name: str | None = None) -> SweepConfig:
@@ -113,7 +124,7 @@ def config_from_settings(model: str, settings: Mapping[str, Any], name: str | No
                       **{k: (float(v) if k == "beta_range" else int(v)) for k, v in g.items()})
     judges = settings.get("judges") or ["keyword"]
     fields = {k: settings[k] for k in CONFIG_KEYS if settings.get(k) is not None and k != "judges"}
-    for key in ("max_gen_toks", "limit"):
+    for key in ("max_gen_toks", "limit", "capability_limit"):
         if key in fields:
             fields[key] = int(fields[key])
     if str(fields.get("batch_size", "auto")).isdigit():
@@ -199,6 +210,8 @@ class Sweeper:
         self.lm = lm if lm is not None else load_model(config)
         self.tm = task_manager if task_manager is not None else build_task_manager(config)
         self.judges = {name: get_judge(name) for name in config.judges}
+        self.capability_tm = (capability_task_manager(config.capability_task, self.tm)
+                              if config.capability_task else None)
         self.timer = GenerationTimer(self.lm)
         self.gen_kwargs: dict[str, Any] = {"max_gen_toks": config.max_gen_toks}
         if config.backend == "hf":
@@ -253,6 +266,9 @@ class Sweeper:
             judged[name] = by_filter.get(name) or judge_records(records, judge)
             asr[name] = percent(summarize_group(judged[name])["asr"])
         t3 = time.perf_counter()
+        capability = (evaluate_capability(self.lm, self.capability_tm, cfg.capability_task, cfg.capability_limit)
+                      if cfg.capability_task else None)
+        t3c = time.perf_counter()
         self.lm.restore()
         t4 = time.perf_counter()
         results.pop("samples", None)
@@ -262,9 +278,12 @@ class Sweeper:
             "asr": asr, "n": len(records), "prompt_set_hash": prompt_hash(records),
             "judge_versions": {name: str(getattr(judge, "version", "")) for name, judge in self.judges.items()},
             "timing": {"perturb_s": t1 - t0, "evaluate_s": t2 - t1, "generate_s": generate_s,
-                       "judge_s": t3 - t2, "restore_s": t4 - t3},
+                       "judge_s": t3 - t2, "capability_s": t3c - t3, "restore_s": t4 - t3c},
         }
         files: dict[str, Any] = {"results.json": json.loads(json.dumps(results, default=str))}
+        if capability is not None:
+            point_info["capability"] = {k: capability[k] for k in ("task", "metric", "value", "n")}
+            files["capability_results.json"] = json.loads(json.dumps(capability["results"], default=str))
         files["samples.jsonl"] = records
         for name, rows in judged.items():
             files[f"judged_{_safe(name)}.jsonl"] = rows
@@ -400,6 +419,7 @@ def finish(out: Path, config: SweepConfig, identity: dict[str, Any], digest: str
     landscape = assemble(out, config.grid, identity, digest, model, config)
     write_json(out / "landscape.json", landscape)
     plot_landscape(landscape, out)
+    plot_capability(landscape, out)
     return landscape
 
 
@@ -413,10 +433,10 @@ def assemble(out: Path, grid: Grid, identity: dict[str, Any], digest: str, model
     judges = list(identity["judges"])
     asr = {j: grid.curves_from({pid: info["asr"].get(j) for pid, info in infos.items()}) for j in judges}
     visage = {j: summarize_visage(asr[j], two_d=grid.two_d) for j in judges}
-    timing_keys = ("perturb_s", "evaluate_s", "generate_s", "judge_s", "restore_s")
+    timing_keys = ("perturb_s", "evaluate_s", "generate_s", "judge_s", "capability_s", "restore_s")
     totals = {k: sum(i["timing"].get(k, 0.0) for i in infos.values()) for k in timing_keys}
     n_points = len(infos)
-    return {
+    landscape = {
         "format": FORMAT,
         "kind": grid.kind,
         "axes": grid.axes,
@@ -444,6 +464,28 @@ def assemble(out: Path, grid: Grid, identity: dict[str, Any], digest: str, model
         "timing": {**totals, "points": n_points,
                    "seconds_per_point": sum(totals.values()) / n_points if n_points else None},
     }
+    if identity.get("capability_task"):
+        landscape["capability"] = capability_section(grid, infos, asr, identity["capability_task"])
+    return landscape
+
+
+def capability_section(grid: Grid, infos: Mapping[str, Any], asr: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """landscape.json's `capability`: the task's score in percent per point (curves shaped like `asr`), the
+    metric it came from, and per judge the safety and capability basin widths (1D grids) and which is wider."""
+    metrics = sorted({(i.get("capability") or {}).get("metric") for i in infos.values()} - {None})
+    values = {pid: (None if (i.get("capability") or {}).get("value") is None else 100.0 * i["capability"]["value"])
+              for pid, i in infos.items()}
+    curves = grid.curves_from(values)
+    section: dict[str, Any] = {
+        "task": task, "metric": metrics[0] if len(metrics) == 1 else ("mixed" if metrics else None),
+        "unit": "percent (100 x the metric)", "curves": curves,
+        "n": next(iter(infos.values())).get("capability", {}).get("n"), "tolerance": BASIN_TOLERANCE}
+    if grid.two_d:
+        section["basins"] = None
+        section["basins_note"] = "basin widths are defined on 1D landscapes"
+    else:
+        section["basins"] = {judge: basins(grid.coords[0], asr[judge], curves, BASIN_TOLERANCE) for judge in asr}
+    return section
 
 
 def _judge_versions(infos: Any, judges: Sequence[str]) -> dict[str, str | None]:
@@ -498,5 +540,6 @@ def merge_shards(shard_dirs: Sequence[str | os.PathLike[str]], out: str | os.Pat
         landscape["towards"]["path"] = first["towards"]
     write_json(out / "landscape.json", landscape)
     plot_landscape(landscape, out)
+    plot_capability(landscape, out)
     return landscape
 
