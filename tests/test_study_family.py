@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers.models import build_tiny_model
 from safety_bench.training.adapters import SCALE_FILE, scale_adapter
+
+from helpers.models import build_tiny_model
 
 
 def _tiny_adapter(base: Path, out: Path) -> Path:

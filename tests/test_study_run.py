@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers.models import build_talkative_model
 from safety_bench.orchestration import study as study_mod
 from safety_bench.orchestration.study import load_plan, run_attack, run_study
+
+from helpers.models import build_talkative_model
 
 
 class Killed(RuntimeError):

@@ -44,8 +44,8 @@ from safety_bench.jsonio import read_jsonl, write_json
 from safety_bench.landscape.grid import Grid, Point
 from safety_bench.orchestration import study_stats
 from safety_bench.orchestration.sweep import (
-    Sweeper,
     SweepConfig,
+    Sweeper,
     build_task_manager,
     check_or_write_config,
     clean_partial,
