@@ -252,7 +252,7 @@ def _check_sweep(sweep: dict[str, Any]) -> SweepConfig:
     try:
         config = config_from_settings("plan", sweep)
     except (ValueError, TypeError) as exc:
-        raise UsageError("sweep", sweep, str(exc)) from None
+        raise UsageError("plan.sweep", sorted(sweep), str(exc)) from None
     if config.grid.kind != "1d_random":
         raise UsageError("sweep.grid", config.grid.kind, "the study compares 1D VISAGE", ["1d_random"])
     if len(config.grid.directions) < 2:
