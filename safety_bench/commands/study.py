@@ -52,3 +52,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--dry-run", action="store_true", help="check the plan and print what it would run")
     q.add_argument("--no-progress", action="store_true", help="no progress bars")
     q.set_defaults(func=_cmd_visage_vs_attack)
+    p.set_defaults(func=lambda args: p.print_help() or 0)
