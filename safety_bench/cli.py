@@ -23,6 +23,7 @@ AREA_CLIS = (
     "safety_bench.commands.landscape",
     "safety_bench.commands.leaderboard",
     "safety_bench.commands.training",
+    "safety_bench.commands.study",
 )
 
 

@@ -38,6 +38,7 @@ INTEGRATION_MODULES = {
     "test_judges_classifiers", "test_direction_golden", "test_vllm_extension", "test_landscape_perturb",
     "test_attacks",
     "test_capability_landscape", "test_xstest",
+    "test_study_run",
 }
 
 
