@@ -36,6 +36,11 @@ def judges_dir() -> Path:
     return _folder("safety_bench.bundled_judges", "judges")
 
 
+def presets_dir() -> Path:
+    """The folder of bundled presets (named settings, `safety-bench presets`)."""
+    return _folder("safety_bench.bundled_presets", "presets")
+
+
 def read_task_yaml(path: Path) -> dict:
     """A task YAML as plain data, without lm-eval: its `!function` hooks (code references that only lm-eval
     resolves) read as None, which is all the suite needs to list tasks and their versions."""

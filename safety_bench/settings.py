@@ -27,6 +27,8 @@ SETTINGS: dict[str, Setting] = {
     "judge": Setting("SAFETY_BENCH_JUDGE", "keyword", "judge the lm-eval tasks run"),
     "system_prompt": Setting("SAFETY_BENCH_SYSTEM_PROMPT", "default", "system prompt preset or text:..."),
     "benign": Setting("SAFETY_BENCH_BENIGN", "sample", "benign prompts: sample, or a JSONL/CSV"),
+    "prompt_template": Setting("SAFETY_BENCH_PROMPT_TEMPLATE", None,
+                               "wrap every instruction: a bundled template name (roleplay) or a file"),
     "advbench": Setting("SAFETY_BENCH_ADVBENCH", "hub", "AdvBench: hub, or a local harmful_behaviors.csv"),
     "judge_cache": Setting("SAFETY_BENCH_JUDGE_CACHE", None, "judge cache file, or off"),
     "judges_dir": Setting("SAFETY_BENCH_JUDGES_DIR", "", "extra judge spec folders (os.pathsep-separated)"),
@@ -34,7 +36,7 @@ SETTINGS: dict[str, Setting] = {
     "aligned_adapter": Setting("SAFETY_BENCH_ALIGNED_ADAPTER", None, "the aligned SmolLM2 adapter folder"),
 }
 
-TASK_KEYS = ("data", "judge", "system_prompt", "benign", "advbench")
+TASK_KEYS = ("data", "judge", "system_prompt", "benign", "advbench", "prompt_template")
 
 
 def env_value(key: str) -> str | None:

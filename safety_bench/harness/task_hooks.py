@@ -24,6 +24,7 @@ from safety_bench.harness.lm_eval_compat import (
     pooled_over_scored,
     with_system_turn_kept,
 )
+from safety_bench.harness.prompt_templates import apply_template, load_template
 from safety_bench.harness.system_prompts import EMPTY_SYSTEM_SENTINEL, resolve_system_prompt
 from safety_bench.judges.base import JudgeInput, Verdict
 from safety_bench.judges.registry import shared_judge
@@ -54,10 +55,34 @@ def _settings(metadata: dict[str, Any]) -> dict[str, str]:
     }
 
 
+# Plain text completion (task metadata `prompt_format: completion`, the sweep's --no-chat-template): the
+# prompt a base model continues. A system prompt, when one is set, comes first as lm-eval's description.
+COMPLETION_FORMAT = "Request: {instruction}\nResponse:"
+PROMPT_FORMATS = ("chat", "completion")
+PROMPT_TEXT_FIELD = "prompt_text"  # what the model is sent; `instruction` (what the judge sees) stays bare
+
+
+def _prompt_text(metadata: dict[str, Any]) -> Any:
+    """instruction -> the text sent to the model: the prompt template's wrapper, then the completion format."""
+    name = resolve("prompt_template", metadata.get("prompt_template"))
+    fmt = str(metadata.get("prompt_format") or "chat")
+    if fmt not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format {fmt!r}: use one of {', '.join(PROMPT_FORMATS)}")
+    template = load_template(str(name)) if name else None
+
+    def render(instruction: str) -> str:
+        text = apply_template(template, instruction) if template else instruction
+        return apply_template(COMPLETION_FORMAT, text) if fmt == "completion" else text
+
+    return render
+
+
 def _as_dataset(prompts: list[dict[str, Any]], metadata: dict[str, Any], kind: str = HARMFUL
                 ) -> datasets.DatasetDict:
     settings = _settings(metadata)
-    rows = [{**p, **settings, "prompt_kind": kind, PLACEHOLDER_FIELD: p.get(PLACEHOLDER_FIELD, "")}
+    render = _prompt_text(metadata)
+    rows = [{**p, **settings, "prompt_kind": kind, PLACEHOLDER_FIELD: p.get(PLACEHOLDER_FIELD, ""),
+             PROMPT_TEXT_FIELD: render(str(p["instruction"]))}
             for p in prompts]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
@@ -111,6 +136,13 @@ def load_advbench(**metadata: Any) -> datasets.DatasetDict:
     return _as_dataset(data.advbench_prompts(source), metadata)
 
 
+def load_advbench_all(**metadata: Any) -> datasets.DatasetDict:
+    """`safety_advbench`: all of AdvBench's 520 behaviours (same sources as `safety_advbench80`)."""
+
+    source = str(resolve("advbench", metadata.get("advbench")))
+    return _as_dataset(data.advbench_prompts(source, limit=None), metadata)
+
+
 def load_benign(**metadata: Any) -> datasets.DatasetDict:
     """`safety_benign`: safe prompts for over-refusal (bundled, or metadata `benign` = JSONL/CSV path)."""
 
@@ -126,6 +158,12 @@ class SafetyTask(ConfigurableTask):
     def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         config = {k: v for k, v in (config or {}).items() if k != "class"}
         super().__init__(config=config, **kwargs)
+
+    def doc_to_text(self, doc: Any, doc_to_text: Any = None) -> Any:  # type: ignore[override]
+        # the rendered prompt (template, completion format) when the loader built one; else the YAML's field
+        if doc_to_text is None and isinstance(doc, dict) and doc.get(PROMPT_TEXT_FIELD):
+            return doc[PROMPT_TEXT_FIELD]
+        return super().doc_to_text(doc, doc_to_text)
 
     def fewshot_context(self, doc: dict, num_fewshot: int, *args: Any, **kwargs: Any):  # type: ignore[override]
         if isinstance(doc, dict) and doc.get("system_prompt") == EMPTY_SYSTEM_SENTINEL:
