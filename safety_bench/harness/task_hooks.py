@@ -56,7 +56,7 @@ def _settings(metadata: dict[str, Any]) -> dict[str, str]:
 
 
 # Plain text completion (task metadata `prompt_format: completion`, the sweep's --no-chat-template): the
-# prompt a base model continues. A system prompt, when one is set, comes first as lm-eval's description.
+# prompt a base model continues. A system prompt's text, when one is set, comes first, then a blank line.
 COMPLETION_FORMAT = "Request: {instruction}\nResponse:"
 PROMPT_FORMATS = ("chat", "completion")
 PROMPT_TEXT_FIELD = "prompt_text"  # what the model is sent; `instruction` (what the judge sees) stays bare
@@ -77,10 +77,19 @@ def _prompt_text(metadata: dict[str, Any]) -> Any:
     return render
 
 
+def _with_prefix(prefix: str, render: Any) -> Any:
+    return lambda instruction: prefix + render(instruction)
+
+
 def _as_dataset(prompts: list[dict[str, Any]], metadata: dict[str, Any], kind: str = HARMFUL
                 ) -> datasets.DatasetDict:
     settings = _settings(metadata)
     render = _prompt_text(metadata)
+    if metadata.get("prompt_format") == "completion":
+        # no chat turns: the system prompt's text (if any) opens the plain prompt, a blank line before the request
+        system = settings["system_prompt"] if settings["system_prompt"] != EMPTY_SYSTEM_SENTINEL else ""
+        settings = {**settings, "system_prompt": ""}
+        render = _with_prefix(f"{system}\n\n" if system else "", render)
     rows = [{**p, **settings, "prompt_kind": kind, PLACEHOLDER_FIELD: p.get(PLACEHOLDER_FIELD, ""),
              PROMPT_TEXT_FIELD: render(str(p["instruction"]))}
             for p in prompts]
