@@ -36,6 +36,7 @@ INTEGRATION_MODULES = {
     "test_records_pipeline", "test_reproduce_peft", "test_reproduce_script", "test_reproduce_store_judges",
     "test_smollm2_e2e", "test_tasks", "test_training_align", "test_training_finetune", "test_training_shipped",
     "test_judges_classifiers", "test_direction_golden", "test_vllm_extension", "test_landscape_perturb",
+    "test_landscape_coherence",
 }
 
 
