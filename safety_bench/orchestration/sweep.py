@@ -109,6 +109,11 @@ class SweepConfig:
             extra["coherence"] = False
         if not self.chat_template:
             extra["chat_template"] = False
+        if self.system_prompt.startswith("file:"):  # the file's text, so an edited file is another landscape
+            from safety_bench.harness.prompt_templates import template_hash
+            from safety_bench.harness.system_prompts import read_prompt_file
+
+            extra["system_prompt_sha256"] = template_hash(read_prompt_file(self.system_prompt[len("file:"):]))
         if self.prompt_template:
             from safety_bench.harness.prompt_templates import load_template, template_hash
 
