@@ -121,6 +121,13 @@ def _config(args: argparse.Namespace) -> Any:
 
     if args.prompt_template:
         load_template(args.prompt_template)  # a bad name or file fails here, before anything is written
+    if args.system_prompt.startswith("file:"):
+        from safety_bench.harness.system_prompts import read_prompt_file
+
+        try:
+            read_prompt_file(args.system_prompt[len("file:"):])
+        except ValueError as exc:
+            raise UsageError("--system-prompt", args.system_prompt, str(exc)) from None
     metadata = json.loads(args.metadata) if args.metadata else {}
     return SweepConfig(model=str(args.model), grid=_grid(args), task=args.task, judges=args.judge or ["keyword"],
                        data=args.data, system_prompt=args.system_prompt, max_gen_toks=args.max_gen_toks,

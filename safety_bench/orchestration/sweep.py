@@ -30,7 +30,7 @@ from safety_bench.data import prompt_set_hash
 from safety_bench.harness import task_manager
 from safety_bench.harness.coherence import score_answers
 from safety_bench.harness.lm_eval_compat import GenerationTimer, repeated_runs, set_batch_size
-from safety_bench.jsonio import write_json, write_jsonl
+from safety_bench.jsonio import read_jsonl, write_json, write_jsonl
 from safety_bench.judges.registry import get_judge
 from safety_bench.judges.run import judge_records
 from safety_bench.landscape.coherence import coherence_section, point_coherence
@@ -310,7 +310,6 @@ class Sweeper:
         files["point.json"] = point_info  # written last in dict order; completeness comes from the rename
         return files
 
-
     def score_coherence(self, out: Path, points: Sequence[Point]) -> None:
         """Score the answers of every point lacking `coherence.json`, at the origin, in one batched call."""
         todo = [p for p in points if is_done(out, p.id) and not (point_dir(out, p.id) / COHERENCE_FILE).is_file()]
@@ -322,9 +321,9 @@ class Sweeper:
         spans: list[tuple[Point, list[str], int, int]] = []
         for point in todo:
             folder = point_dir(out, point.id)
-            answers = [(str(r["id"]), str(r.get("response", ""))) for r in _read_jsonl(folder / "samples.jsonl")]
+            answers = [(str(r["id"]), str(r.get("response", ""))) for r in read_jsonl(folder / "samples.jsonl")]
             ctx_path = folder / "contexts.jsonl"
-            contexts = {str(r["id"]): str(r["context"]) for r in _read_jsonl(ctx_path)} if ctx_path.is_file() else {}
+            contexts = {str(r["id"]): str(r["context"]) for r in read_jsonl(ctx_path)} if ctx_path.is_file() else {}
             first = len(pairs)
             pairs += [(contexts.get(pid) or "", text) for pid, text in answers]
             spans.append((point, [text for _, text in answers], first, len(pairs)))
@@ -338,10 +337,6 @@ class Sweeper:
 
 
 COHERENCE_FILE = "coherence.json"
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _contexts(samples: Mapping[str, Any]) -> dict[str, str]:
