@@ -170,7 +170,7 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
         if known is None:
             raise
         n_prompts, counted = known, " (from the source's known size: it could not be read here)"
-        warning = f"warning: the prompt source cannot be reached from here: {str(exc).splitlines()[0][:300]}"
+        warning = f"warning: the prompt source cannot be reached from here: {str(exc).splitlines()[0]}"
     gens = len(points) * n_prompts
     params = _n_params(config.model)
     gpu = (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
