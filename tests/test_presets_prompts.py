@@ -50,6 +50,15 @@ def test_landscape_preset_fills_unset_flags_and_an_explicit_flag_wins():
     assert "max_gen_toks = 512  (overridden by your flag: 32)" in text
 
 
+def test_a_nightly_sweep_block_can_name_a_preset():
+    from safety_bench.orchestration.sweep import config_from_settings
+
+    config = config_from_settings("m", {"preset": "peng2024", "max_gen_toks": 16})
+    assert (config.task, config.dtype, config.max_gen_toks, config.preset) == ("safety_advbench80", "float32", 16,
+                                                                               "peng2024")
+    assert len(config.grid.coords[0]) == 21 and config.grid.coords[0][0] == -0.5
+
+
 def test_eval_preset_becomes_lm_eval_arguments_under_the_users_own():
     argv, lines = translate(["--model", "hf", "--preset", "qi2023", "--metadata", '{"judge": "keyword"}',
                              "--gen_kwargs", "max_gen_toks=8"])

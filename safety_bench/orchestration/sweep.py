@@ -140,6 +140,10 @@ CONFIG_KEYS = ("task", "judges", "data", "system_prompt", "max_gen_toks", "dtype
 def config_from_settings(model: str, settings: Mapping[str, Any], name: str | None = None) -> SweepConfig:
     """A sweep configured by plain data (the `sweep:` block of a nightly YAML): the keys are the landscape
     command's flags without dashes (`grid`, `directions`, `points`, `task`, `judges`, `max_gen_toks`, ...)."""
+    if settings.get("preset"):  # a landscape preset's settings under the block's own (which win)
+        from safety_bench.orchestration.presets import get_preset
+
+        settings = {**get_preset(str(settings["preset"]), "landscape", "preset").settings, **settings}
     unknown = sorted(set(settings) - set(GRID_KEYS) - set(CONFIG_KEYS) - {"enabled"})
     if unknown:
         raise ValueError(f"unknown sweep setting(s) {', '.join(unknown)} "
