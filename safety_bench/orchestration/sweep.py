@@ -314,6 +314,15 @@ class Sweeper:
         files["point.json"] = point_info  # written last in dict order; completeness comes from the rename
         return files
 
+    def _scoring_batch_cap(self) -> int | None:
+        """A batch size for scoring whose logits (batch x sequence x vocabulary, fp32) fit SCORING_LOGITS_BYTES
+        (None: not an HF model, no cap). Generation's batch can be far larger: it keeps one position's logits."""
+        vocab = getattr(getattr(getattr(self.lm, "model", None), "config", None), "vocab_size", None)
+        if self.config.backend != "hf" or not isinstance(vocab, int):
+            return None
+        sequence = self.config.max_gen_toks + 512  # the answer and a generous prompt
+        return max(1, SCORING_LOGITS_BYTES // (2 * 4 * sequence * vocab))
+
     def score_coherence(self, out: Path, points: Sequence[Point]) -> None:
         """Score the answers of every point lacking `coherence.json`, at the origin, in one batched call."""
         todo = [p for p in points if is_done(out, p.id) and not (point_dir(out, p.id) / COHERENCE_FILE).is_file()]
@@ -331,7 +340,15 @@ class Sweeper:
             first = len(pairs)
             pairs += [(contexts.get(pid) or "", text) for pid, text in answers]
             spans.append((point, [text for _, text in answers], first, len(pairs)))
-        scores = score_answers(self.lm, pairs)
+        batch = getattr(self.lm, "batch_size", None)
+        cap = self._scoring_batch_cap()
+        if isinstance(batch, int) and cap and cap < batch:
+            set_batch_size(self.lm, cap)  # a forward returns logits for every position: bound their memory
+        try:
+            scores = score_answers(self.lm, pairs)
+        finally:
+            if isinstance(batch, int) and cap and cap < batch:
+                set_batch_size(self.lm, batch)
         seconds = time.perf_counter() - start
         for point, texts, lo, hi in spans:
             info = point_coherence(scores[lo:hi], texts)
@@ -341,6 +358,7 @@ class Sweeper:
 
 
 COHERENCE_FILE = "coherence.json"
+SCORING_LOGITS_BYTES = 2 * 2**30  # fp32 logits (and their log-softmax) of one scoring batch stay under this
 
 
 def _contexts(samples: Mapping[str, Any]) -> dict[str, str]:
