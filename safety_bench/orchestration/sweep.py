@@ -314,13 +314,15 @@ class Sweeper:
         files["point.json"] = point_info  # written last in dict order; completeness comes from the rename
         return files
 
-    def _scoring_batch_cap(self) -> int | None:
+    def _scoring_batch_cap(self, contexts: set[str]) -> int | None:
         """A batch size for scoring whose logits (batch x sequence x vocabulary, fp32) fit SCORING_LOGITS_BYTES
         (None: not an HF model, no cap). Generation's batch can be far larger: it keeps one position's logits."""
         vocab = getattr(getattr(getattr(self.lm, "model", None), "config", None), "vocab_size", None)
         if self.config.backend != "hf" or not isinstance(vocab, int):
             return None
-        sequence = self.config.max_gen_toks + 512  # the answer and a generous prompt
+        encode = getattr(self.lm, "tok_encode", None)
+        longest = max((len(encode(c)) for c in contexts), default=0) if callable(encode) else 512
+        sequence = self.config.max_gen_toks + longest  # the longest prompt and a full-length answer
         return max(1, SCORING_LOGITS_BYTES // (2 * 4 * sequence * vocab))
 
     def score_coherence(self, out: Path, points: Sequence[Point]) -> None:
@@ -341,7 +343,7 @@ class Sweeper:
             pairs += [(contexts.get(pid) or "", text) for pid, text in answers]
             spans.append((point, [text for _, text in answers], first, len(pairs)))
         batch = getattr(self.lm, "batch_size", None)
-        cap = self._scoring_batch_cap()
+        cap = self._scoring_batch_cap({ctx for ctx, _ in pairs})
         if isinstance(batch, int) and cap and cap < batch:
             set_batch_size(self.lm, cap)  # a forward returns logits for every position: bound their memory
         try:
