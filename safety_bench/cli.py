@@ -107,9 +107,14 @@ def _one_line(exc: BaseException) -> str:
 def run_lm_eval(argv: Sequence[str]) -> int:
     """Run lm-eval's own CLI in-process, with this suite's model types registered.
 
-    `--store S --name N` (this suite's, not lm-eval's) add the run's logged samples to a results store.
+    `--store S --name N` (this suite's, not lm-eval's) add the run's logged samples to a results store;
+    `--preset`, `--no-chat-template` and `--prompt-template` are this suite's too (commands/eval_options.py).
     """
-    argv = list(argv)
+    from safety_bench.commands.eval_options import translate
+
+    argv, preset_lines = translate(list(argv))
+    for line in preset_lines:
+        print(line, flush=True)
     store, name = _pop_option(argv, "--store"), _pop_option(argv, "--name")
     output = _option(argv, "--output_path")
     if store and (not output or "--log_samples" not in argv or not name):

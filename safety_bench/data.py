@@ -25,7 +25,9 @@ Prompt = dict[str, str]
 
 HEXPHI_REPO = "LLM-Tuning-Safety/HEx-PHI"
 ADVBENCH_REPO = "walledai/AdvBench"
-ADVBENCH_SIZE = 80
+ADVBENCH_SIZE = 80  # the landscape paper's subset: the first 80 behaviours
+ADVBENCH_FULL_SIZE = 520  # AdvBench's harmful behaviours in all (the fine-tuning paper's keyword-ASR set)
+HEXPHI_PER_CATEGORY = 30  # HEx-PHI: 11 categories of 30 instructions (330; the public release lacks category 2)
 DATA_ENV = SETTINGS["data"].env
 BENIGN_ENV = SETTINGS["benign"].env
 ADVBENCH_ENV = SETTINGS["advbench"].env
@@ -168,8 +170,9 @@ def mini_subset(prompts: Iterable[Prompt], per_category: int = MINI_PER_CATEGORY
 
 # ---------------------------------------------------------------- AdvBench
 
-def advbench_prompts(source: str = "hub", limit: int = ADVBENCH_SIZE) -> list[Prompt]:
-    """AdvBench's first `limit` harmful behaviours (the landscape paper's set), from the hub or a CSV.
+def advbench_prompts(source: str = "hub", limit: int | None = ADVBENCH_SIZE) -> list[Prompt]:
+    """AdvBench's first `limit` harmful behaviours (80: the landscape paper's set; None: all 520), from the
+    hub or a CSV.
 
     A local CSV needs a `goal` (AdvBench's own layout) or `prompt` column.
     """
@@ -298,6 +301,34 @@ def capability_items(name: str) -> list[dict[str, object]]:
     return _bundled_jsonl(f"capability_{name}.jsonl")  # type: ignore[return-value]
 
 
+def known_prompt_count(task: str, source: str, per_category: int = MINI_PER_CATEGORY) -> int | None:
+    """The number of prompts a suite task would answer, from its source's published size, without reading
+    the source (for plans made where the source cannot be reached). None when unknown (a local folder)."""
+    if task == "safety_advbench80":
+        return ADVBENCH_SIZE
+    if task == "safety_advbench":
+        return ADVBENCH_FULL_SIZE
+    if task == "safety_benign":
+        return len(bundled_benign_prompts())
+    if source == "sample":
+        sizes: dict[str, int] = {}
+        for p in sample_prompts():
+            sizes[p["category"]] = sizes.get(p["category"], 0) + 1
+    elif source == "hexphi" or source.startswith("hexphi@"):
+        sizes = {c.slug: HEXPHI_PER_CATEGORY for c in CATEGORIES}
+    else:
+        return None
+    if task == "safety_landscape_mini":
+        return sum(min(per_category, n) for n in sizes.values())
+    if task == "safety_landscape":
+        return sum(sizes.values())
+    if task == "safety_landscape_public":
+        return sum(n for slug, n in sizes.items() if slug != "child_abuse")
+    if task.startswith("safety_landscape_") and task[len("safety_landscape_"):] in sizes:
+        return sizes[task[len("safety_landscape_"):]]
+    return None
+
+
 def prompt_set_hash(prompts: Iterable[Prompt]) -> str:
     """sha256 over (id, category, instruction): two runs on the same prompts share it."""
     h = hashlib.sha256()
@@ -310,3 +341,8 @@ __all__ = ["CATEGORIES", "DataSourceError", "advbench_prompts", "benign_prompts"
            "categories_present",
            "harmful_prompts", "hexphi_hub", "hexphi_local", "mini_subset", "prompt_set_hash",
            "resolve_source", "sample_prompts", "xstest_prompts"]
+
+
+__all__ = ["CATEGORIES", "DataSourceError", "advbench_prompts", "benign_prompts", "categories_present",
+           "harmful_prompts", "hexphi_hub", "known_prompt_count", "hexphi_local", "mini_subset", "prompt_set_hash",
+           "resolve_source", "sample_prompts"]

@@ -14,6 +14,7 @@ from safety_bench.harness.task_hooks import (  # noqa: F401
     aggregate_unscored,
     group_pooled,
     load_advbench,
+    load_advbench_all,
     load_benign,
     load_category,
     load_mini,

@@ -39,6 +39,7 @@ INTEGRATION_MODULES = {
     "test_attacks",
     "test_capability_landscape", "test_xstest",
     "test_study_run",
+    "test_landscape_coherence",
 }
 
 

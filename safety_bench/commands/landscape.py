@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench import validation as check
-from safety_bench.data import DATA_ENV
+from safety_bench.data import DATA_ENV, DataSourceError
 from safety_bench.landscape.grid import KINDS, Grid, build_grid
 from safety_bench.orchestration.generation import CPU_BATCH, KV_CACHES
 from safety_bench.settings import resolve
+from safety_bench.validation import UsageError
 
 # The demo: SmolLM2-135M's basin is narrow (its answers turn to noise by |α| ≈ 0.2), so a ±0.2 range in
 # 9 steps of 0.05 resolves the edge; 16 new tokens are enough for the keyword judge's refusal openers.
@@ -59,10 +60,66 @@ def _grid(args: argparse.Namespace) -> Grid:
                       beta_points=args.beta_points)
 
 
+# Defaults of the settings a preset may set: these flags default to None so an explicit flag is told apart
+# from an unset one (a flag always wins over the preset; the preset wins over these defaults).
+DEFAULTS: dict[str, Any] = {"grid": "1d_random", "task": "safety_landscape_mini", "system_prompt": "default",
+                            "dtype": "auto", "range": None, "points": None, "max_gen_toks": None, "judge": None,
+                            "data": None, "prompt_template": None}
+# preset setting -> (attribute on args, how the preset's value maps onto it); the flags without dashes
+PRESET_KEYS = {"grid": "grid", "range": "range", "points": "points", "beta_range": "beta_range",
+               "beta_points": "beta_points", "task": "task", "judges": "judge", "data": "data",
+               "system_prompt": "system_prompt", "max_gen_toks": "max_gen_toks", "dtype": "dtype",
+               "limit": "limit", "prompt_template": "prompt_template"}
+PRESET_SWITCHES = {"coherence": "no_coherence", "chat_template": "no_chat_template"}  # true/false -> --no-X
+
+
+def apply_preset(args: argparse.Namespace) -> list[str]:
+    """Fill every setting the user left unset from `--preset`; returns the lines that say what it set."""
+    from safety_bench.orchestration.presets import describe_settings, get_preset
+
+    if not args.preset:
+        return []
+    preset = get_preset(args.preset, "landscape")
+    overridden: dict[str, Any] = {}
+    for key, value in preset.settings.items():
+        if key in PRESET_SWITCHES:
+            attr = PRESET_SWITCHES[key]
+            if getattr(args, attr):
+                overridden[key] = f"--{attr.replace('_', '-')}"
+            else:
+                setattr(args, attr, not value)
+            continue
+        if key not in PRESET_KEYS:
+            raise ValueError(f"preset {preset.name}: unknown landscape setting {key!r} "
+                             f"(valid: {', '.join([*PRESET_KEYS, *PRESET_SWITCHES])})")
+        attr = PRESET_KEYS[key]
+        if getattr(args, attr) is not None:
+            overridden[key] = getattr(args, attr)
+        else:
+            setattr(args, attr, list(value) if key == "judges" else value)
+    return describe_settings(preset, overridden)
+
+
+def _fill_defaults(args: argparse.Namespace) -> None:
+    for key, value in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def _config(args: argparse.Namespace) -> Any:
+    from safety_bench.harness.prompt_templates import load_template
     from safety_bench.landscape.directions import DEFAULT_EXCLUDE, parse_patterns
     from safety_bench.orchestration.sweep import SweepConfig
 
+    if args.prompt_template:
+        load_template(args.prompt_template)  # a bad name or file fails here, before anything is written
+    if args.system_prompt.startswith("file:"):
+        from safety_bench.harness.system_prompts import read_prompt_file
+
+        try:
+            read_prompt_file(args.system_prompt[len("file:"):])
+        except ValueError as exc:
+            raise UsageError("--system-prompt", args.system_prompt, str(exc)) from None
     metadata = json.loads(args.metadata) if args.metadata else {}
     return SweepConfig(model=str(args.model), grid=_grid(args), task=args.task, judges=args.judge or ["keyword"],
                        data=args.data, system_prompt=args.system_prompt, max_gen_toks=args.max_gen_toks,
@@ -71,7 +128,9 @@ def _config(args: argparse.Namespace) -> Any:
                        exclude=list(parse_patterns(args.exclude, DEFAULT_EXCLUDE)), name=args.name,
                        batch_size=args.batch_size, kv_cache=args.kv_cache, device=args.device, metadata=metadata,
                        backend=args.backend, capability_task=args.capability_task,
-                       capability_limit=args.capability_limit)
+                       capability_limit=args.capability_limit, coherence=not args.no_coherence,
+                       chat_template=not args.no_chat_template, prompt_template=args.prompt_template,
+                       preset=args.preset)
 
 
 def _n_params(model: str) -> float | None:
@@ -96,7 +155,15 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
 
     grid = config.grid
     points = grid.shard(*shard)
-    n_prompts = count_prompts(config)
+    warning, counted = None, ""
+    try:
+        n_prompts = count_prompts(config)
+    except DataSourceError as exc:
+        known = _known_count(config)
+        if known is None:
+            raise
+        n_prompts, counted = known, " (from the source's known size: it could not be read here)"
+        warning = f"warning: the prompt source cannot be reached from here: {str(exc).splitlines()[0]}"
     gens = len(points) * n_prompts
     params = _n_params(config.model)
     gpu = (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
@@ -105,7 +172,13 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
         lines.append(f"  {name}: {len(axis)} values {axis[0]:g} .. {axis[-1]:g}: {', '.join(f'{x:g}' for x in axis)}")
     lines.append(f"  directions (seeds): {grid.directions or 'none (interpolation)'}")
     lines.append(f"points: {len(points)} unique (of {len(grid.points())} in the grid; shard {shard[0]}/{shard[1]})")
-    lines.append(f"task {config.task}: {n_prompts} prompts per point -> {gens} generations, "
+    if config.preset:
+        lines.append(f"preset: {config.preset}")
+    lines.append(f"model dtype {config.dtype}; system prompt {config.system_prompt}; "
+                 f"{'chat template' if config.chat_template else 'no chat template (plain text completion)'}"
+                 + (f"; prompt template {config.prompt_template}" if config.prompt_template else "")
+                 + ("; coherence scored at the origin" if config.coherence else "; coherence off"))
+    lines.append(f"task {config.task}: {n_prompts} prompts per point{counted} -> {gens} generations, "
                  f"up to {config.max_gen_toks} new tokens each"
                  + (" (answers truncated)" if config.max_gen_toks < 512 else ""))
     lines.append(f"judges: {', '.join(config.judges)} (each judges the same generations)")
@@ -124,7 +197,20 @@ def dry_run(config: Any, shard: tuple[int, int]) -> str:
         lines.append("estimated time: unknown (model is not a local folder)")
     if gpu and params and config.backend == "hf":
         lines += _gpu_plan_lines(config, int(params), n_prompts)
+    if warning:
+        lines.append(warning)
     return "\n".join(lines)
+
+
+def _known_count(config: Any) -> int | None:
+    """Prompts per point from the source's published size (for a plan where the source is unreachable)."""
+    from safety_bench.data import MINI_PER_CATEGORY, known_prompt_count
+
+    per_category = int((config.metadata or {}).get("per_category", MINI_PER_CATEGORY))
+    n = known_prompt_count(config.task, config.data, per_category)
+    if n is not None and config.limit:
+        n = min(n, config.limit)  # (a group's limit applies per subtask: an upper bound then)
+    return n
 
 
 def _gpu_plan_lines(config: Any, n_params: int, n_prompts: int) -> list[str]:
@@ -255,9 +341,6 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
     from safety_bench.landscape.perturb import CheckpointMismatch
     from safety_bench.orchestration.sweep import ConfigMismatch, merge_shards, run_sweep
 
-    args.range_set = args.range is not None
-    if args.range is None:
-        args.range = 0.5
     if args.merge:
         if not args.out:
             print("safety-bench landscape --merge needs --out", file=sys.stderr)
@@ -272,6 +355,14 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
             return 2
         _print_summary(landscape, Path(args.out))
         return 0
+    if args.demo and args.preset:
+        raise UsageError("--preset", args.preset, "cannot be combined with --demo (the demo has its own settings)")
+    for line in apply_preset(args):
+        print(line, flush=True)
+    args.range_set = args.range is not None
+    _fill_defaults(args)
+    if args.range is None:
+        args.range = 0.5
     if args.demo:
         _apply_demo(args)
     if not args.model:
@@ -286,6 +377,8 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
     validate(args)
     try:
         config = _config(args)
+    except UsageError:
+        raise  # the CLI's one-line `error:` report
     except ValueError as exc:
         print(f"safety-bench landscape: {exc}", file=sys.stderr)
         return 2
@@ -399,6 +492,9 @@ def _print_summary(landscape: dict[str, Any], out: Path) -> None:
         print(f"  {judge}: VISAGE {v['mean']:.2f}{ci} (untrimmed margin {v['untrimmed']:.2f}); "
               f"ASR curve(s) %: {json.dumps(landscape['asr'][judge])}")
     print_capability(landscape)
+    coherence = landscape.get("coherence")
+    if coherence and coherence.get("summary"):
+        print(f"  coherence: {coherence['summary']}")
     plots = sorted(p.name for p in out.glob("*.png"))
     print(f"  plots: {', '.join(plots)} (+ SVG) in {out}")
 
@@ -413,7 +509,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="HF model folder or hub name (loaded once)")
     p.add_argument("--name", help="display name of the model (default: the folder name)")
     p.add_argument("--out", help="output folder (resumes when it holds the same configuration)")
-    p.add_argument("--grid", choices=KINDS, default="1d_random", help="grid kind (default 1d_random)")
+    p.add_argument("--preset", help="named settings from `safety-bench presets` (e.g. peng2024: the landscape "
+                   "paper's protocol); every flag you give explicitly wins")
+    p.add_argument("--grid", choices=KINDS, help="grid kind (default 1d_random)")
     p.add_argument("--range", type=float, default=None,
                    help="random axes span [-R, R] (default 0.5; demo 0.2)")
     p.add_argument("--points", type=int, help="points per random axis (default 21 for 1D, 11 for 2D)")
@@ -424,9 +522,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--towards", help="interpolation target: fine-tuned checkpoint folder or PEFT LoRA adapter folder")
     p.add_argument("--directions", type=int, default=1, help="random directions (seeds seed, seed+1, ...)")
     p.add_argument("--seed", type=int, default=0, help="first direction seed (default 0)")
-    p.add_argument("--task", default="safety_landscape_mini", help="task or group (default safety_landscape_mini)")
+    p.add_argument("--task", help="task or group (default safety_landscape_mini)")
     p.add_argument("--judge", action="append", help="judge name, repeatable (default keyword)")
-    p.add_argument("--system-prompt", default="default", help="preset: default, empty, safety, or text:...")
+    p.add_argument("--system-prompt", help="default (the chat template's own), empty, safety, roleplay, "
+                   "text:YOUR PROMPT, or file:PATH (default: default)")
+    p.add_argument("--prompt-template", help="wrap every instruction: a bundled template (roleplay) or a text "
+                   "file with an {instruction} placeholder (jailbreak landscapes)")
+    p.add_argument("--no-chat-template", action="store_true",
+                   help="plain text completion for base models: 'Request: <instruction>\\nResponse:' "
+                   "(system prompt text, if any, first); recorded in the configuration")
+    p.add_argument("--no-coherence", action="store_true",
+                   help="skip scoring the answers' coherence at the origin (landscape.json `coherence`)")
     p.add_argument("--data", default=None,
                    help=f"prompt source: hexphi, sample, or a HEx-PHI-layout folder (default: ${DATA_ENV}, "
                    "else hexphi)")
@@ -440,7 +546,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "supports it, dynamic on the CPU), static, dynamic")
     p.add_argument("--max-gen-toks", type=int, help="new tokens per answer (default 64; the papers use 512)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
+    p.add_argument("--dtype", help="model dtype: auto (default), float32, bfloat16, float16")
     p.add_argument("--include", help="`|`-separated name patterns: only these tensors move")
     p.add_argument("--exclude", help="`|`-separated name patterns kept fixed (default norm; 'none' for none)")
     p.add_argument("--shard", type=_parse_shard, default=(1, 1), help="run share K of N of the grid points")

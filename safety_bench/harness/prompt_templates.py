@@ -40,12 +40,15 @@ def resolve_prompt_template(value: object = None, setting: str = "--prompt-templ
     value = str(resolve("prompt_template", value))
     if value in TEMPLATES:
         return value, TEMPLATES[value]
+    if value in bundled_templates():
+        return value, _bundled_text(value)
     if value.startswith("text:"):
         label, text = "custom", value[len("text:"):]
     else:
         path = Path(value).expanduser()
         if not path.is_file():
-            raise UsageError(setting, value, "not a template name, 'text:...' or a template file", list(TEMPLATES))
+            raise UsageError(setting, value, "not a template name, 'text:...' or a template file",
+                             [*TEMPLATES, *bundled_templates()])
         text = path.read_text(encoding="utf-8").strip("\n")
         label = f"file:{path.name}#{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
     if PLACEHOLDER not in text:
@@ -61,3 +64,33 @@ def apply_template(template: str | None, instruction: str) -> str:
 def template_of(metadata: Mapping[str, object] | None) -> tuple[str, str]:
     """(label, text) from lm-eval metadata (then the environment, then `none`)."""
     return resolve_prompt_template((metadata or {}).get("prompt_template"))
+
+
+_TEMPLATE_FOLDER = ("safety_bench.prompts", "templates")  # bundled template files (NAME.txt), own wording
+
+
+def bundled_templates() -> list[str]:
+    """Names of the template files shipped with the suite (besides the inline `TEMPLATES`)."""
+    from importlib import resources
+
+    folder = resources.files(_TEMPLATE_FOLDER[0]).joinpath(_TEMPLATE_FOLDER[1])
+    if not folder.is_dir():
+        return []
+    return sorted(f.name[:-4] for f in folder.iterdir() if f.name.endswith(".txt"))
+
+
+def _bundled_text(name: str) -> str:
+    from importlib import resources
+
+    return resources.files(_TEMPLATE_FOLDER[0]).joinpath(_TEMPLATE_FOLDER[1], f"{name}.txt").read_text(
+        encoding="utf-8").strip("\n")
+
+
+def load_template(name_or_path: str, setting: str = "--prompt-template") -> str:
+    """A template's text by name (inline or bundled file), `text:...`, or a file path."""
+    return resolve_prompt_template(name_or_path, setting)[1]
+
+
+def template_hash(template: str) -> str:
+    """sha256 of a template's text: recorded so an edited file is a different configuration."""
+    return hashlib.sha256(template.encode("utf-8")).hexdigest()

@@ -58,10 +58,42 @@ def _settings(metadata: dict[str, Any]) -> dict[str, str]:
     }
 
 
+# Plain text completion (task metadata `prompt_format: completion`, the sweep's --no-chat-template): the
+# prompt a base model continues. A system prompt's text, when one is set, comes first, then a blank line.
+COMPLETION_FORMAT = "Request: {instruction}\nResponse:"
+PROMPT_FORMATS = ("chat", "completion")
+PROMPT_TEXT_FIELD = "prompt_text"  # what the model is sent; `instruction` (what the judge sees) stays bare
+
+
+def _prompt_text(metadata: dict[str, Any], template: str | None) -> Any:
+    """instruction -> the text sent to the model: the instruction template (prompt_templates, resolved once
+    in `_settings`), then the completion format."""
+    fmt = str(metadata.get("prompt_format") or "chat")
+    if fmt not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format {fmt!r}: use one of {', '.join(PROMPT_FORMATS)}")
+
+    def render(instruction: str) -> str:
+        text = apply_template(template, instruction) if template else instruction
+        return apply_template(COMPLETION_FORMAT, text) if fmt == "completion" else text
+
+    return render
+
+
+def _with_prefix(prefix: str, render: Any) -> Any:
+    return lambda instruction: prefix + render(instruction)
+
+
 def _as_dataset(prompts: list[dict[str, Any]], metadata: dict[str, Any], kind: str = HARMFUL
                 ) -> datasets.DatasetDict:
     settings = _settings(metadata)
-    rows = [{**p, **settings, "prompt_kind": kind, PLACEHOLDER_FIELD: p.get(PLACEHOLDER_FIELD, "")}
+    render = _prompt_text(metadata, settings["prompt_template"] or None)
+    if metadata.get("prompt_format") == "completion":
+        # no chat turns: the system prompt's text (if any) opens the plain prompt, a blank line before the request
+        system = settings["system_prompt"] if settings["system_prompt"] != EMPTY_SYSTEM_SENTINEL else ""
+        settings = {**settings, "system_prompt": ""}
+        render = _with_prefix(f"{system}\n\n" if system else "", render)
+    rows = [{**p, **settings, "prompt_kind": kind, PLACEHOLDER_FIELD: p.get(PLACEHOLDER_FIELD, ""),
+             PROMPT_TEXT_FIELD: render(str(p["instruction"]))}
             for p in prompts]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
@@ -115,6 +147,13 @@ def load_advbench(**metadata: Any) -> datasets.DatasetDict:
     return _as_dataset(data.advbench_prompts(source), metadata)
 
 
+def load_advbench_all(**metadata: Any) -> datasets.DatasetDict:
+    """`safety_advbench`: all of AdvBench's 520 behaviours (same sources as `safety_advbench80`)."""
+
+    source = str(resolve("advbench", metadata.get("advbench")))
+    return _as_dataset(data.advbench_prompts(source, limit=None), metadata)
+
+
 def load_benign(**metadata: Any) -> datasets.DatasetDict:
     """`safety_benign`: safe prompts for over-refusal (bundled, or metadata `benign` = JSONL/CSV path)."""
 
@@ -150,17 +189,17 @@ class SafetyTask(ConfigurableTask):
         config = {k: v for k, v in (config or {}).items() if k != "class"}
         super().__init__(config=config, **kwargs)
 
+    def doc_to_text(self, doc: Any, doc_to_text: Any = None) -> Any:  # type: ignore[override]
+        # the rendered prompt (template, completion format) when the loader built one; else the YAML's field
+        if doc_to_text is None and isinstance(doc, dict) and doc.get(PROMPT_TEXT_FIELD):
+            return doc[PROMPT_TEXT_FIELD]
+        return super().doc_to_text(doc, doc_to_text)
+
     def fewshot_context(self, doc: dict, num_fewshot: int, *args: Any, **kwargs: Any):  # type: ignore[override]
         if isinstance(doc, dict) and doc.get("system_prompt") == EMPTY_SYSTEM_SENTINEL:
             doc = {**doc, "system_prompt": ""}
             kwargs = with_system_turn_kept(kwargs)
         return super().fewshot_context(doc, num_fewshot, *args, **kwargs)
-
-    def doc_to_text(self, doc: dict, doc_to_text: Any = None):  # type: ignore[override]
-        """The prompt text, wrapped in the document's instruction template (prompt_templates)."""
-        text = super().doc_to_text(doc, doc_to_text)
-        template = doc.get("prompt_template") if isinstance(doc, dict) else None
-        return apply_template(template, text) if template and isinstance(text, str) else text
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any):  # type: ignore[override]
         request = super().construct_requests(doc, ctx, **kwargs)

@@ -133,7 +133,8 @@ def _plot_1d(plt: Any, landscape: dict[str, Any], judge: str, curves: list[Any],
     ax.set_ylim(-3, 103)
     ax.set_title(f"Safety landscape: {model}, {landscape['task']}\n{evidence_note(landscape)}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    handles = _draw_coherence_1d(ax, landscape, xs)
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + handles, fontsize=7, loc="best")
     paths = _save(fig, out, f"landscape_{judge}")
     plt.close(fig)
     return paths
@@ -167,6 +168,7 @@ def _plot_2d(plt: Any, landscape: dict[str, Any], judge: str, curves: list[Any],
     ax.plot([0], [0], "k+", ms=12, mew=2, label="original weights" if not interp else "aligned model (t = 0)")
     if interp:
         ax.plot([1], [0], marker="*", ms=14, color="C1", ls="none", label="fine-tuned (t = 1)")
+    _draw_coherence_2d(ax, landscape, X, Y)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("β")
     ax.set_title(title + (" (cells: one measured point each)" if small else ""), fontsize=8)
@@ -213,3 +215,36 @@ def _edges(values: list[float]) -> list[float]:
         return [values[0] - 0.5, values[0] + 0.5]
     mids = [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)]
     return [2 * values[0] - mids[0], *mids, 2 * values[-1] - mids[-1]]
+
+
+def _draw_coherence_1d(ax: Any, landscape: dict[str, Any], xs: list[float]) -> list[Any]:
+    """Coherence (mean per-token log-likelihood at the origin model) on a second y-axis, with the level
+    below which answers count as broken: where ASR rises past it, it measures breakage, not harm."""
+    coherence = landscape.get("coherence") or {}
+    curves = coherence.get("loglik")
+    if not curves or coherence.get("origin_loglik") is None:
+        return []
+    mean = _mean_curve(curves)
+    twin = ax.twinx()
+    (line,) = twin.plot(xs, [c if c is not None else float("nan") for c in mean], "s--", lw=1.2, ms=3,
+                        color="0.35", label="coherence: log-likelihood per token (right axis)")
+    handles = [line]
+    if coherence.get("threshold") is not None:
+        handles.append(twin.axhline(coherence["threshold"], color="0.35", ls=":", lw=1,
+                                    label=f"not language below (origin − {coherence['threshold_drop_nats']:g} nats)"))
+    twin.set_ylabel("coherence (nats per token, origin model)", fontsize=8)
+    return handles
+
+
+def _draw_coherence_2d(ax: Any, landscape: dict[str, Any], X: Any, Y: Any) -> None:
+    """The contour where coherence crosses its threshold: outside it, answers are no longer language."""
+    import numpy as np
+
+    coherence = landscape.get("coherence") or {}
+    if not coherence.get("loglik") or coherence.get("threshold") is None:
+        return
+    grid = _mean_grid(coherence["loglik"])
+    z = np.array([[c if c is not None else np.nan for c in row] for row in grid], dtype=float).T
+    if np.nanmin(z) < coherence["threshold"] < np.nanmax(z):
+        ax.contour(X, Y, z, levels=[coherence["threshold"]], colors="k", linestyles="--", linewidths=1)
+        ax.plot([], [], "k--", lw=1, label="coherence threshold (beyond: not language)")

@@ -101,3 +101,12 @@ def apply(preset: Preset | None, explicit: Mapping[str, Any], defaults: Mapping[
         merged.update(preset.settings)
     merged.update({k: v for k, v in explicit.items() if v is not None})
     return merged
+def describe_settings(preset: Preset, overridden: Mapping[str, Any]) -> list[str]:
+    """The lines a command prints when it applies a preset: each setting, and which flags overrode it."""
+    lines = [f"preset {preset.name}: {preset.description}"]
+    for key, value in preset.settings.items():
+        if key in overridden:
+            lines.append(f"  {key} = {value!r}  (overridden by your flag: {overridden[key]!r})")
+        else:
+            lines.append(f"  {key} = {value!r}")
+    return lines

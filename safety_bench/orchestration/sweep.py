@@ -30,13 +30,15 @@ from tqdm.auto import tqdm
 from safety_bench.data import prompt_set_hash
 from safety_bench.harness import task_manager
 from safety_bench.harness.capability import capability_task_manager, evaluate_capability
+from safety_bench.harness.coherence import score_answers
 from safety_bench.harness.lm_eval_compat import GenerationTimer, repeated_runs, set_batch_size
-from safety_bench.jsonio import write_json, write_jsonl
+from safety_bench.jsonio import read_jsonl, write_json, write_jsonl
 from safety_bench.judges.registry import get_judge, spec_versions
 from safety_bench.judges.run import judge_records
 from safety_bench.landscape.capability import TOLERANCE as BASIN_TOLERANCE
 from safety_bench.landscape.capability import basins
 from safety_bench.landscape.capability_plots import plot_capability
+from safety_bench.landscape.coherence import coherence_section, point_coherence
 from safety_bench.landscape.directions import DEFAULT_EXCLUDE, parse_patterns
 from safety_bench.landscape.grid import Grid, Point, build_grid
 from safety_bench.landscape.plots import plot_landscape
@@ -52,7 +54,8 @@ log = logging.getLogger("safety_bench.landscape")
 
 FORMAT = "safety-bench/landscape/v1"
 # task metadata keys the sweep sets from its own settings (key -> the CLI flag that sets it)
-RESERVED_METADATA = {"data": "--data", "system_prompt": "--system-prompt", "judge": "--judge"}
+RESERVED_METADATA = {"data": "--data", "system_prompt": "--system-prompt", "judge": "--judge",
+                     "prompt_template": "--prompt-template", "prompt_format": "--no-chat-template"}
 
 
 class ConfigMismatch(UserError, RuntimeError):
@@ -79,12 +82,16 @@ class SweepConfig:
     # capability landscape: an lm-eval task run at every point on the same perturbed weights (hashed when set)
     capability_task: str | None = None
     capability_limit: int | None = None
+    coherence: bool = True  # score every point's answers at the origin (landscape.json `coherence`)
+    chat_template: bool = True  # False: plain text completion (task_hooks.COMPLETION_FORMAT)
+    prompt_template: str | None = None  # jailbreak wrapper: bundled name or file (harness/prompt_templates.py)
     # execution only (not part of the hash)
     batch_size: int | str = "auto"  # see orchestration/generation.py
     kv_cache: str = "auto"  # auto | static | dynamic (see orchestration/generation.py)
     device: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     backend: str = "hf"  # "vllm": perturbed inside the engine (same directions); execution only
+    preset: str | None = None  # the preset the settings came from (recorded in config.json, not hashed)
 
     def __post_init__(self) -> None:
         taken = [f"{key!r} (set {flag} instead)" for key, flag in RESERVED_METADATA.items() if key in self.metadata]
@@ -103,18 +110,51 @@ class SweepConfig:
             # only when set, so the hash of a safety-only sweep is what it always was
             **({"capability_task": self.capability_task, "capability_limit": self.capability_limit}
                if self.capability_task else {}),
+            **self._optional_identity(),
         }
+
+    def _optional_identity(self) -> dict[str, Any]:
+        """Settings hashed only when they differ from their default, so earlier sweeps keep their hash."""
+        extra: dict[str, Any] = {}
+        if not self.coherence:
+            extra["coherence"] = False
+        if not self.chat_template:
+            extra["chat_template"] = False
+        if self.system_prompt.startswith("file:"):  # the file's text, so an edited file is another landscape
+            from safety_bench.harness.prompt_templates import template_hash
+            from safety_bench.harness.system_prompts import read_prompt_file
+
+            extra["system_prompt_sha256"] = template_hash(read_prompt_file(self.system_prompt[len("file:"):]))
+        if self.prompt_template:
+            from safety_bench.harness.prompt_templates import load_template, template_hash
+
+            extra["prompt_template"] = {"name": self.prompt_template,
+                                        "sha256": template_hash(load_template(self.prompt_template))}
+        return extra
+
+    def task_metadata(self) -> dict[str, Any]:
+        """The task metadata the sweep's own settings imply (beside the user's `metadata`)."""
+        meta: dict[str, Any] = {"data": self.data, "system_prompt": self.system_prompt, "judge": self.judges[0]}
+        if self.prompt_template:
+            meta["prompt_template"] = self.prompt_template
+        if not self.chat_template:
+            meta["prompt_format"] = "completion"
+        return meta
 
 
 GRID_KEYS = ("grid", "directions", "seed", "range", "points", "steps", "extra", "beta_range", "beta_points")
 CONFIG_KEYS = ("task", "judges", "data", "system_prompt", "max_gen_toks", "dtype", "limit", "towards", "include",
                "exclude", "batch_size", "kv_cache", "device", "metadata", "backend", "capability_task",
-               "capability_limit")
+               "capability_limit", "coherence", "chat_template", "prompt_template", "preset")
 
 
 def config_from_settings(model: str, settings: Mapping[str, Any], name: str | None = None) -> SweepConfig:
     """A sweep configured by plain data (the `sweep:` block of a nightly YAML): the keys are the landscape
     command's flags without dashes (`grid`, `directions`, `points`, `task`, `judges`, `max_gen_toks`, ...)."""
+    if settings.get("preset"):  # a landscape preset's settings under the block's own (which win)
+        from safety_bench.orchestration.presets import get_preset
+
+        settings = {**get_preset(str(settings["preset"]), "landscape", "preset").settings, **settings}
     unknown = sorted(set(settings) - set(GRID_KEYS) - set(CONFIG_KEYS) - {"enabled"})
     if unknown:
         raise ValueError(f"unknown sweep setting(s) {', '.join(unknown)} "
@@ -253,12 +293,13 @@ class Sweeper:
         self.timer.seconds = 0.0
         results = lm_eval.simple_evaluate(
             model=self.lm, tasks=[cfg.task], task_manager=self.tm, log_samples=True,
-            apply_chat_template=True, batch_size=self.lm.batch_size, limit=cfg.limit,
+            apply_chat_template=cfg.chat_template, batch_size=self.lm.batch_size, limit=cfg.limit,
             gen_kwargs=dict(self.gen_kwargs), bootstrap_iters=0, use_cache=None,
             random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
         t2 = time.perf_counter()
         generate_s = self.timer.seconds
         records, by_filter = records_from_samples(results.get("samples") or {})
+        contexts = _contexts(results.get("samples") or {})
         judged: dict[str, list[dict[str, Any]]] = {}
         asr: dict[str, float | None] = {}
         for name, judge in self.judges.items():
@@ -285,10 +326,75 @@ class Sweeper:
             point_info["capability"] = {k: capability[k] for k in ("task", "metric", "value", "n")}
             files["capability_results.json"] = json.loads(json.dumps(capability["results"], default=str))
         files["samples.jsonl"] = records
+        if cfg.coherence:  # the rendered prompts, for scoring the answers at the origin later
+            files["contexts.jsonl"] = [{"id": r["id"], "context": contexts.get(str(r["id"]), "")} for r in records]
         for name, rows in judged.items():
             files[f"judged_{_safe(name)}.jsonl"] = rows
         files["point.json"] = point_info  # written last in dict order; completeness comes from the rename
         return files
+
+    def _scoring_batch_cap(self, contexts: set[str]) -> int | None:
+        """A batch size for scoring whose logits (batch x sequence x vocabulary, fp32) fit SCORING_LOGITS_BYTES
+        (None: not an HF model, no cap). Generation's batch can be far larger: it keeps one position's logits."""
+        vocab = getattr(getattr(getattr(self.lm, "model", None), "config", None), "vocab_size", None)
+        if self.config.backend != "hf" or not isinstance(vocab, int):
+            return None
+        encode = getattr(self.lm, "tok_encode", None)
+        longest = max((len(encode(c)) for c in contexts), default=0) if callable(encode) else 512
+        sequence = self.config.max_gen_toks + longest  # the longest prompt and a full-length answer
+        return max(1, SCORING_LOGITS_BYTES // (2 * 4 * sequence * vocab))
+
+    def score_coherence(self, out: Path, points: Sequence[Point]) -> None:
+        """Score the answers of every point lacking `coherence.json`, at the origin, in one batched call."""
+        todo = [p for p in points if is_done(out, p.id) and not (point_dir(out, p.id) / COHERENCE_FILE).is_file()]
+        if not todo:
+            return
+        start = time.perf_counter()
+        self.lm.move_to({})  # the unperturbed model (a no-op after a point's restore)
+        pairs: list[tuple[str, str]] = []
+        spans: list[tuple[Point, list[str], int, int]] = []
+        for point in todo:
+            folder = point_dir(out, point.id)
+            answers = [(str(r["id"]), str(r.get("response", ""))) for r in read_jsonl(folder / "samples.jsonl")]
+            ctx_path = folder / "contexts.jsonl"
+            contexts = {str(r["id"]): str(r["context"]) for r in read_jsonl(ctx_path)} if ctx_path.is_file() else {}
+            first = len(pairs)
+            pairs += [(contexts.get(pid) or "", text) for pid, text in answers]
+            spans.append((point, [text for _, text in answers], first, len(pairs)))
+        batch = getattr(self.lm, "batch_size", None)
+        cap = self._scoring_batch_cap({ctx for ctx, _ in pairs})
+        if isinstance(batch, int) and cap and cap < batch:
+            set_batch_size(self.lm, cap)  # a forward returns logits for every position: bound their memory
+        try:
+            scores = score_answers(self.lm, pairs)
+        finally:
+            if isinstance(batch, int) and cap and cap < batch:
+                set_batch_size(self.lm, batch)
+        seconds = time.perf_counter() - start
+        for point, texts, lo, hi in spans:
+            info = point_coherence(scores[lo:hi], texts)
+            info["score_s"] = seconds / len(todo)  # the batched call's time, shared equally
+            write_json(point_dir(out, point.id) / COHERENCE_FILE, info)
+        log.info("landscape: coherence of %d point(s) scored at the origin in %.1f s", len(todo), seconds)
+
+
+COHERENCE_FILE = "coherence.json"
+SCORING_LOGITS_BYTES = 2 * 2**30  # fp32 logits (and their log-softmax) of one scoring batch stay under this
+
+
+def _contexts(samples: Mapping[str, Any]) -> dict[str, str]:
+    """Each document's rendered prompt (the context lm-eval generated from), by document id."""
+    out: dict[str, str] = {}
+    for rows in samples.values():
+        for sample in rows:
+            doc = sample.get("doc") or {}
+            args = sample.get("arguments") or []
+            first = args[0] if args else None
+            if isinstance(first, dict):  # serialised form {"arg_0": ..., "arg_1": ...}
+                first = list(first.values())
+            if first:
+                out[str(doc.get("id", sample.get("doc_id")))] = str(first[0])
+    return out
 
 
 def load_model(config: SweepConfig, engine_args: dict[str, Any] | None = None) -> Any:
@@ -328,9 +434,7 @@ def count_prompts(config: SweepConfig) -> int:
 
 def build_task_manager(config: SweepConfig) -> Any:
     # lm-eval's judging filter runs the first requested judge; the sweep reuses its verdicts
-    metadata = {"data": config.data, "system_prompt": config.system_prompt, "judge": config.judges[0],
-                **config.metadata}
-    return task_manager(metadata)
+    return task_manager({**config.task_metadata(), **config.metadata})
 
 
 # ---------------------------------------------------------------------- whole sweeps
@@ -358,7 +462,8 @@ def plan_sweep(config: SweepConfig, out: Path, shard: tuple[int, int] = (1, 1)) 
     """Check (or record) the folder's configuration, drop partial points, list the missing ones. Shared by
     every executor, so resume means the same thing whoever runs the points."""
     identity, digest, model = _identity(config)
-    check_or_write_config(out, identity, digest, {"model": model, "towards": config.towards})
+    check_or_write_config(out, identity, digest, {"model": model, "towards": config.towards,
+                                                  **({"preset": config.preset} if config.preset else {})})
     clean_partial(out)
     points = config.grid.shard(*shard)
     pending = [p for p in points if not is_done(out, p.id)]
@@ -410,6 +515,11 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike[str], shard: tuple[int
                         on_point(point)
         finally:
             bar.close()
+    if config.coherence:
+        unscored = [p for p in points if is_done(out, p.id) and not (point_dir(out, p.id) / COHERENCE_FILE).is_file()]
+        if unscored:  # once, at the origin, for every point of this share (a resumed run scores what is left)
+            sweeper = sweeper or Sweeper(config)
+            sweeper.score_coherence(out, unscored)
     return finish_if_complete(out, config, plan)
 
 
@@ -436,6 +546,9 @@ def assemble(out: Path, grid: Grid, identity: dict[str, Any], digest: str, model
     timing_keys = ("perturb_s", "evaluate_s", "generate_s", "judge_s", "capability_s", "restore_s")
     totals = {k: sum(i["timing"].get(k, 0.0) for i in infos.values()) for k in timing_keys}
     n_points = len(infos)
+    coherence = _coherence(out, grid, identity)
+    if coherence is not None:
+        totals["coherence_s"] = sum(c.get("score_s", 0.0) for c in coherence.pop("_points").values())
     landscape = {
         "format": FORMAT,
         "kind": grid.kind,
@@ -466,6 +579,8 @@ def assemble(out: Path, grid: Grid, identity: dict[str, Any], digest: str, model
     }
     if identity.get("capability_task"):
         landscape["capability"] = capability_section(grid, infos, asr, identity["capability_task"])
+    if coherence is not None:
+        landscape["coherence"] = coherence
     return landscape
 
 
@@ -485,6 +600,21 @@ def capability_section(grid: Grid, infos: Mapping[str, Any], asr: Mapping[str, A
         section["basins_note"] = "basin widths are defined on 1D landscapes"
     else:
         section["basins"] = {judge: basins(grid.coords[0], asr[judge], curves, BASIN_TOLERANCE) for judge in asr}
+    return section
+
+
+def _coherence(out: Path, grid: Grid, identity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `coherence` section from the points' coherence files (None when the sweep turned it off)."""
+    if identity.get("coherence") is False:
+        return None
+    per_point = {}
+    for p in grid.points():
+        path = point_dir(out, p.id) / COHERENCE_FILE
+        if path.is_file():
+            per_point[p.id] = json.loads(path.read_text(encoding="utf-8"))
+    section = coherence_section(grid, per_point)
+    section["n_points_scored"] = len(per_point)
+    section["_points"] = per_point
     return section
 
 
