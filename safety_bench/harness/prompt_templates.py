@@ -52,7 +52,7 @@ def resolve_prompt_template(value: object = None, setting: str = "--prompt-templ
         text = path.read_text(encoding="utf-8").strip("\n")
         label = f"file:{path.name}#{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
     if PLACEHOLDER not in text:
-        raise UsageError(setting, value, f"a template must contain {PLACEHOLDER}")
+        raise UsageError(setting, value, f"a template must contain the placeholder {PLACEHOLDER}")
     return label, text
 
 

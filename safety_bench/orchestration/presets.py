@@ -87,10 +87,14 @@ def load_presets(kind: str | None = None) -> dict[str, Preset]:
 
 
 def get_preset(name: str, kind: str | None = None, setting: str = "--preset") -> Preset:
-    presets = load_presets(kind)
-    if name not in presets:
-        raise UsageError(setting, name, f"no such {kind + ' ' if kind else ''}preset", sorted(presets))
-    return presets[name]
+    """The preset `name`, which must configure `kind` when given (a UsageError naming the valid ones)."""
+    everything = load_presets()
+    valid = sorted(n for n, p in everything.items() if kind is None or p.kind == kind)
+    if name not in everything:
+        raise UsageError(setting, name, "unknown preset", valid)
+    if kind is not None and everything[name].kind != kind:
+        raise UsageError(setting, name, f"is a {everything[name].kind} preset, not a {kind} preset", valid)
+    return everything[name]
 
 
 def apply(preset: Preset | None, explicit: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
