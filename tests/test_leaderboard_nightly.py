@@ -54,11 +54,20 @@ def _landscape(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("nightly")
+def checkpoints(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("nightly_ckpts")
     build_tiny_model(root / "ckpt-a", seed=0)
     build_tiny_model(root / "ckpt-b", seed=1)
     _landscape(root / "land-a")
+    return root
+
+
+@pytest.fixture()
+def config(checkpoints: Path, tmp_path: Path) -> Path:
+    """A fresh store per test (tests run in any order), over checkpoints built once per module."""
+    root = tmp_path
+    for name in ("ckpt-a", "ckpt-b", "land-a"):
+        (root / name).symlink_to(checkpoints / name)
     (root / "nightly.yaml").write_text("""
 store: store
 out: board
@@ -144,6 +153,8 @@ def test_cli_exit_code_and_lock_blocks_a_second_run(config: Path, capsys):
     from safety_bench.cli import main
 
     store = config.parent / "store"
+    assert main(["nightly", "--config", str(config)]) == 1  # the first night: `missing` fails, the rest is filed
+    capsys.readouterr()
     held = lock.acquire(store / ".nightly.lock")
     try:
         assert main(["nightly", "--config", str(config)]) == 3

@@ -46,6 +46,8 @@ def test_sweep_lines_parse_and_dry_run(script, tiny_model, tmp_path, monkeypatch
         build_parser().parse_args(argv)  # exits on an unknown option
         if "--merge" in argv:
             continue  # a merge has nothing to dry-run
+        if "--max-gen-toks" in argv:  # the scripts' 512 tokens do not fit the tiny model's 512-token context
+            argv[argv.index("--max-gen-toks") + 1] = "16"
         assert main([*argv, "--dry-run"]) == 0, capsys.readouterr().err
         out = capsys.readouterr().out
         assert "points: " in out and "2d_random" in out

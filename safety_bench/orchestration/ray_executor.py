@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.landscape.grid import Point
-from safety_bench.orchestration.sweep import SweepConfig, finish_if_complete, plan_sweep, write_point
+from safety_bench.orchestration.sweep import (
+    SweepConfig,
+    finish_if_complete,
+    plan_sweep,
+    score_missing_coherence,
+    write_point,
+)
 
 log = logging.getLogger("safety_bench.landscape")
 
@@ -366,5 +372,6 @@ def run_sweep_ray(config: SweepConfig, out: str | os.PathLike[str], options: Ray
             finally:
                 bar.close()
                 stop_workers(ray, workers)
+    score_missing_coherence(config, Path(out), plan.points)  # in the driver, at the origin (one model load)
     return finish_if_complete(out, config, plan)
 

@@ -515,12 +515,19 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike[str], shard: tuple[int
                         on_point(point)
         finally:
             bar.close()
-    if config.coherence:
-        unscored = [p for p in points if is_done(out, p.id) and not (point_dir(out, p.id) / COHERENCE_FILE).is_file()]
-        if unscored:  # once, at the origin, for every point of this share (a resumed run scores what is left)
-            sweeper = sweeper or Sweeper(config)
-            sweeper.score_coherence(out, unscored)
+    score_missing_coherence(config, out, points, sweeper)
     return finish_if_complete(out, config, plan)
+
+
+def score_missing_coherence(config: SweepConfig, out: Path, points: Sequence[Point],
+                            sweeper: Sweeper | None = None) -> None:
+    """Coherence of every finished point that lacks it: once, at the origin, batched (a resumed run scores what
+    is left). Whatever executor generated the points, this runs in the driver's process."""
+    if not config.coherence:
+        return
+    unscored = [p for p in points if is_done(out, p.id) and not (point_dir(out, p.id) / COHERENCE_FILE).is_file()]
+    if unscored:
+        (sweeper or Sweeper(config)).score_coherence(out, unscored)
 
 
 def finish(out: Path, config: SweepConfig, identity: dict[str, Any], digest: str,
