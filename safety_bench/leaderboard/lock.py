@@ -25,7 +25,8 @@ class LockHeld(UserError, RuntimeError):
     """Another live run holds the lock; the message says who and since when."""
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one owned by another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,7 +55,7 @@ def is_stale(path: Path, stale_after: float = DEFAULT_STALE_AFTER) -> bool:
         return age > 60  # a lock being written right now is briefly empty
     if age > stale_after:
         return True
-    return info.get("host") == socket.gethostname() and not _alive(int(info.get("pid", -1)))
+    return info.get("host") == socket.gethostname() and not process_alive(int(info.get("pid", -1)))
 
 
 def acquire(path: str | os.PathLike[str], stale_after: float = DEFAULT_STALE_AFTER) -> Path:

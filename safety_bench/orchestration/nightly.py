@@ -259,9 +259,10 @@ def sweep_settings(sweep: Mapping[str, Any], cfg: NightlyConfig) -> dict[str, An
         if not _:
             has_value = i + 1 < len(args) and not args[i + 1].startswith("--")
             value, i = (args[i + 1], i + 1) if has_value else ("true", i)
-        if key in ("no_progress", "dry_run"):
-            pass
-        elif key == "judge":
+        if key in ("no_progress", "dry_run"):  # display-only flags of the command line: not sweep settings
+            i += 1
+            continue
+        if key == "judge":
             settings.setdefault("judges", []).append(value)
         elif key not in ("model", "name", "out"):
             settings[key] = value

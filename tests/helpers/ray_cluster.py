@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from safety_bench.leaderboard.lock import process_alive
+
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = Path(tempfile.gettempdir()) / "safety-bench-test-ray"
 OBJECT_STORE_BYTES = 80 * 1024 * 1024
@@ -34,14 +36,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_alive = process_alive
 
 
 def _processes() -> dict[int, tuple[int, int]]:
@@ -74,7 +69,7 @@ def _stop_group(pgid: int, temp: str | None) -> None:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
-                pass
+                pass  # exited between the listing and the signal: nothing left to stop
         deadline = time.time() + wait
         while time.time() < deadline and _cluster_pids(pgid) & pids:
             time.sleep(0.2)
