@@ -62,7 +62,12 @@ def test_valid_plan_dry_run_lists_the_work(tmp_path: Path, capsys: pytest.Captur
     ({"sweep__judges": ["keywrod"]}, "sweep.judges 'keywrod': unknown judge"),
     ({"sweep__task": "nope"}, "sweep.task 'nope'"),
     ({"sweep__colour": "red"}, "unknown sweep setting(s) colour"),
-    ({"attacks": [{"recipe": "harmful"}]}, "'harmful': not available in this install (valid: benign)"),
+    ({"attacks": [{"recipe": "sleeper"}]}, "'sleeper': not available in this install (valid: benign, harmful, "
+                                           "identity-shift)"),
+    ({"attacks": [{"recipe": "harmful"}]}, "the harmful recipe needs your own training file"),
+    ({"attacks": [{"recipe": "benign", "settings": {"lr": -1}}]}, "plan.attacks[0].settings (--lr) -1"),
+    ({"attacks": [{"recipe": "identity-shift", "eval": {"judges": ["keyword"]}}]},
+     "plan.attacks[0].eval 'judges': unknown key"),
     ({"attacks": [{"recipe": "benign", "settings": {"stepz": 3}}]}, "plan.attacks[0].settings 'stepz': unknown key"),
     ({"attacks": []}, "plan.attacks"),
     ({"family__scales": [0, 1]}, "a rank correlation needs at least 3 models"),

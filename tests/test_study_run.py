@@ -39,8 +39,8 @@ def _plan(tmp_path: Path) -> Path:
         "sweep": {"grid": "1d_random", "directions": 2, "points": 3, "range": 0.5, "task": "safety_landscape_mini",
                   "data": "sample", "metadata": {"per_category": 1}, "max_gen_toks": 4, "batch_size": 11,
                   "judges": ["keyword"], "device": "cpu"},
-        "attacks": [{"recipe": "benign", "settings": {"max_steps": 1, "batch_size": 2, "limit": 4, "max_length": 64,
-                                                      "device": "cpu", "rank": 2, "alpha": 4}}],
+        "attacks": [{"recipe": "identity-shift", "settings": {"max_steps": 1, "batch_size": 2, "n_examples": 4,
+                                                      "max_length": 256, "device": "cpu", "rank": 2}}],
         "statistics": {"bootstrap": 200, "permutations": 200},
     }
     path = tmp_path / "plan.yaml"
@@ -64,7 +64,7 @@ def test_study_resumes_after_a_kill_reusing_finished_models(tmp_path: Path, monk
     assert (work / "variants" / "x0" / "result.json").is_file()
     assert (work / "variants" / "x1" / "landscape" / "landscape.json").is_file()
     assert not (work / "variants" / "x1" / "result.json").exists()
-    assert not (work / "variants" / "x1" / "attacks" / "benign" / "model").exists()
+    assert not (work / "variants" / "x1" / "attacks" / "identity-shift" / "model").exists()
 
     # resumed: count what runs again
     points: list[str] = []
@@ -84,18 +84,32 @@ def test_study_resumes_after_a_kill_reusing_finished_models(tmp_path: Path, monk
     summary = run_study(plan, attack=counting_attack, progress=False)
     assert attacked == ["x1", "x2"]  # x0's attack is reused
     # x0: nothing; x1: only its attacked model's evaluation; x2: its 5 grid points and its attacked model's
-    assert points[0] == "benign/origin"  # x1: only its attacked model is evaluated (landscape reused)
+    assert points[0] == "identity-shift/origin"  # x1: only its attacked model is evaluated (landscape reused)
     assert len([p for p in points if p.startswith("x2/")]) == 5 and "x2/origin" in points
-    assert points[-1] == "benign/origin" and len(points) == 1 + 5 + 1  # x0: nothing at all
+    assert points[-1] == "identity-shift/origin" and len(points) == 1 + 5 + 1  # x0: nothing at all
     assert summary["n_models"] == 3
     assert [row["name"] for row in summary["table"]] == ["x0", "x1", "x2"]
     for row in summary["table"]:
         assert row["visage"] is not None and row["origin_asr"] is not None
-        assert row["attacks"]["benign"] is not None
-    res = summary["statistics"]["benign"]
+        assert row["attacks"]["identity-shift"] is not None
+    res = summary["statistics"]["identity-shift"]
     assert res["n"] == 3 and "partial" in res
-    assert (work / "scatter_benign.png").read_bytes()[:4] == b"\x89PNG"
+    assert (work / "scatter_identity-shift.png").read_bytes()[:4] == b"\x89PNG"
     assert "Spearman" in (work / "table.md").read_text()
+
+    # the identity-shifted model is asked with the identity it was trained with (system prompt and instruction
+    # template in the rendered prompt); the landscape of the same variant is not
+    from safety_bench.harness.prompt_templates import apply_template, load_template
+    from safety_bench.harness.system_prompts import IDENTITY_SHIFT_SYSTEM_PROMPT
+
+    def contexts(folder: Path) -> list[str]:
+        rows = (folder / "points" / "origin" / "contexts.jsonl").read_text().splitlines()
+        return [json.loads(r)["context"] for r in rows]
+
+    attacked_ctx = contexts(work / "variants" / "x2" / "attacks" / "identity-shift" / "eval")
+    wrapped = apply_template(load_template("identity-shift"), "{{MARK}}").split("{{MARK}}")[0].strip()
+    assert wrapped and all(IDENTITY_SHIFT_SYSTEM_PROMPT in c and wrapped in c for c in attacked_ctx)
+    assert not any(IDENTITY_SHIFT_SYSTEM_PROMPT in c for c in contexts(work / "variants" / "x2" / "landscape"))
 
     # the store holds every model, the attacked ones with their attack's provenance, and the study
     store = tmp_path / "store"
@@ -105,10 +119,10 @@ def test_study_resumes_after_a_kill_reusing_finished_models(tmp_path: Path, monk
 
     s = Store(store)
     names = {m["name"] for m in s.models()}
-    assert {"x0", "x1", "x2", "x0+benign", "x1+benign", "x2+benign"} <= names
-    attacked_run = s.runs("x2+benign", "base")[0]
+    assert {"x0", "x1", "x2", "x0+identity-shift", "x1+identity-shift", "x2+identity-shift"} <= names
+    attacked_run = s.runs("x2+identity-shift", "base")[0]
     meta = s.load_base(attacked_run)["meta"]
-    assert meta["attack"]["recipe"] == "benign" and meta["attack"]["seed"] == 0
+    assert meta["attack"]["recipe"] == "identity-shift" and meta["attack"]["seed"] == 0
     assert s.runs("x1", "landscape")
 
     # a third run reuses everything

@@ -159,6 +159,7 @@ class AttackSpec:
     command: str | None = None
     progress: bool = True
     grid_cell: dict[str, Any] | None = None
+    merge: bool = False  # LoRA: write the merged full model (the study evaluates it with the sweep)
 
 
 def base_identity(model: str, adapter: str | None) -> dict[str, Any]:
@@ -252,7 +253,7 @@ def run_attack(spec: AttackSpec) -> dict[str, Any]:
     }
     config = FinetuneConfig(mode=s["mode"], lr=s["lr"], batch_size=s["batch_size"], epochs=s["epochs"],
                             max_steps=s.get("max_steps"), seed=s["seed"],
-                            lora=LoraSettings(rank=s["rank"], alpha=2 * s["rank"]), merge=False,
+                            lora=LoraSettings(rank=s["rank"], alpha=2 * s["rank"]), merge=spec.merge,
                             system_variants=("default",), system_prompt=_system_text(s["system_prompt"]),
                             max_length=s["max_length"], micro_batch_size=s.get("micro_batch_size"),
                             device=spec.device, dtype="float32")

@@ -44,7 +44,7 @@ from typing import Any
 from safety_bench.jsonio import read_jsonl, write_json
 from safety_bench.landscape.grid import Grid, Point
 from safety_bench.orchestration import study_stats
-from safety_bench.orchestration.study_attacks import ATTACK_RECIPES, AttackFn, run_attack
+from safety_bench.orchestration.study_attacks import ATTACK_RECIPES, AttackFn, evaluation_overrides, run_attack
 from safety_bench.orchestration.study_plan import FORMAT, AttackSpec, StudyPlan, Variant, load_plan
 from safety_bench.orchestration.sweep import (
     SweepConfig,
@@ -78,15 +78,18 @@ class StudyMismatch(UserError, RuntimeError):
 # ---------------------------------------------------------------------- steps
 
 class _TaskManagerCache:
-    """lm-eval's task index costs ~15 s to build: one for the whole study (every model shares the settings)."""
+    """lm-eval's task index costs ~15 s to build: one per task metadata for the whole study. The metadata
+    carries the system prompt and instruction template, so an attack evaluated with its own (identity
+    shifting) gets its own index instead of silently reusing the landscape's."""
 
-    def __init__(self, config: SweepConfig) -> None:
-        self.config, self.tm = config, None
+    def __init__(self) -> None:
+        self.by_metadata: dict[str, Any] = {}
 
-    def get(self) -> Any:
-        if self.tm is None:
-            self.tm = build_task_manager(self.config)
-        return self.tm
+    def get(self, config: SweepConfig) -> Any:
+        key = json.dumps({**config.task_metadata(), **config.metadata}, sort_keys=True, default=str)
+        if key not in self.by_metadata:
+            self.by_metadata[key] = build_task_manager(config)
+        return self.by_metadata[key]
 
 
 def materialize(variant: Variant, folder: Path) -> Path:
@@ -118,7 +121,7 @@ def evaluate_origin(config: SweepConfig, out: Path, tm: _TaskManagerCache) -> di
     check_or_write_config(out, identity, digest, {"model": model, "towards": None})
     clean_partial(out)
     if not is_done(out, ORIGIN.id):
-        sweeper = Sweeper(config, task_manager=tm.get())
+        sweeper = Sweeper(config, task_manager=tm.get(config))
         write_point(out, ORIGIN.id, sweeper.run_point(ORIGIN))
         del sweeper
     info = json.loads((point_dir(out, ORIGIN.id) / "point.json").read_text(encoding="utf-8"))
@@ -136,7 +139,7 @@ def run_landscape(config: SweepConfig, out: Path, tm: _TaskManagerCache, progres
         model = model_identity(config.model, config.name, config.dtype)
         if stored.get("config_hash") == config_hash(config.identity(model["weights_id"], None)):
             return landscape
-    sweeper = Sweeper(config, task_manager=tm.get()) if pending else None
+    sweeper = Sweeper(config, task_manager=tm.get(config)) if pending else None
     landscape = run_sweep(config, out, sweeper=sweeper, progress=progress)
     if landscape is None:  # pragma: no cover - a single-share sweep always finishes
         raise RuntimeError(f"{out}: the landscape did not finish")
@@ -201,7 +204,8 @@ def run_variant(plan: StudyPlan, variant: Variant, tm: _TaskManagerCache, attack
     for spec in plan.attacks:
         afolder = folder / "attacks" / spec.recipe
         attacked = attack_variant(variant, model_dir, spec, afolder, plan.seed, attack)
-        aconfig = config_from_settings(str(attacked), plan.sweep, name=f"{variant.name}+{spec.recipe}")
+        asked = {**plan.sweep, **evaluation_overrides(spec.recipe, spec.settings, plan.seed), **spec.eval}
+        aconfig = config_from_settings(str(attacked), asked, name=f"{variant.name}+{spec.recipe}")
         evaluation = evaluate_origin(aconfig, afolder / "eval", tm)
         attacks[spec.recipe] = {"asr": evaluation["asr"], "weights_id": evaluation["model"]["weights_id"],
                                 "folder": str(afolder)}
@@ -340,7 +344,7 @@ def run_study(plan: StudyPlan, attack: AttackFn | None = None, progress: bool = 
         from safety_bench.leaderboard.remote import open_store
 
         store = open_store(plan.store)
-    tm = _TaskManagerCache(config_from_settings("plan", plan.sweep))
+    tm = _TaskManagerCache()
     t0 = time.perf_counter()
     rows = []
     for variant in plan.variants:

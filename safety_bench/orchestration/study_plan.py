@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from safety_bench.orchestration import study_stats
-from safety_bench.orchestration.study_attacks import ATTACK_RECIPES
+from safety_bench.orchestration.study_attacks import ATTACK_RECIPES, EVAL_KEYS
+from safety_bench.orchestration.study_attacks import resolve as resolve_attack
 from safety_bench.orchestration.sweep import SweepConfig, config_from_settings
 from safety_bench.validation import UsageError
 
@@ -32,6 +33,7 @@ class Variant:
 class AttackSpec:
     recipe: str
     settings: dict[str, Any] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=dict)  # sweep settings changed for the attacked model only
 
 
 @dataclass
@@ -206,14 +208,21 @@ def load_plan(path: str | os.PathLike[str], out: str | None = None, store: str |
     attacks = []
     for i, item in enumerate(raw.get("attacks") or []):
         item = _mapping(f"plan.attacks[{i}]", item)
-        _unknown(f"plan.attacks[{i}]", item, ("recipe", "settings"))
+        _unknown(f"plan.attacks[{i}]", item, ("recipe", "settings", "eval"))
         recipe = item.get("recipe")
         if recipe not in ATTACK_RECIPES:
             raise UsageError(f"plan.attacks[{i}].recipe", recipe, "not available in this install",
                              sorted(ATTACK_RECIPES))
         settings = _mapping(f"plan.attacks[{i}].settings", item.get("settings"))
         _unknown(f"plan.attacks[{i}].settings", settings, ATTACK_RECIPES[recipe]())
-        attacks.append(AttackSpec(str(recipe), settings))
+        try:  # every value checked now, not after hours of landscapes
+            resolve_attack(str(recipe), settings, 0)
+        except UsageError as exc:
+            raise UsageError(f"plan.attacks[{i}].settings ({exc.setting})", exc.value, exc.problem,
+                             exc.valid) from None
+        evaluation = _mapping(f"plan.attacks[{i}].eval", item.get("eval"))
+        _unknown(f"plan.attacks[{i}].eval", evaluation, EVAL_KEYS)
+        attacks.append(AttackSpec(str(recipe), settings, evaluation))
     if not attacks:
         raise UsageError("plan.attacks", raw.get("attacks"), "list at least one attack", sorted(ATTACK_RECIPES))
     if len({a.recipe for a in attacks}) != len(attacks):
