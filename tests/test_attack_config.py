@@ -168,6 +168,17 @@ def test_paired_mcnemar_on_the_same_prompts(tmp_path):
     assert 0.03 < result["mcnemar_p"] < 0.04  # two-sided binomial(8 of 9, 1/2) = 20/512
 
 
+def test_report_table_shows_small_numbers_with_significant_digits():
+    from safety_bench.leaderboard.attack_report import table_markdown
+
+    row = {"attack": "a", "recipe": "benign", "judge": "keyword", "mode": "lora", "lr": 2e-5, "batch_size": 8,
+           "epochs": 3.0, "n_examples": 64, "asr_before": 0.05, "asr_after": 0.125, "asr_delta": 0.075,
+           "harmfulness_rate_before": None, "harmfulness_rate_after": None, "over_refusal_before": 0.1,
+           "over_refusal_after": 0.2, "became_harmful": 74, "became_safe": 0, "mcnemar_p": 1.06e-22}
+    line = table_markdown([row]).splitlines()[-1]
+    assert "| 2e-05 |" in line and "| 1.06e-22 |" in line and "| 74 | 0 |" in line and "| 0.125 |" in line
+
+
 def test_attack_checks_the_model_before_anything(tmp_path, capsys):
     assert main(["attack", "--recipe", "benign", "--mini", "--model", str(tmp_path / "nope"),
                  "--out", str(tmp_path / "o")]) == 2

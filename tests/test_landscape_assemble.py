@@ -51,3 +51,12 @@ def test_interpolation_grid_orders_t_and_keeps_both_ends(tmp_path):
     assert land["coords"] == [[-0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25]]
     assert land["asr"]["keyword"] == [[10.0, 10.0, 30.0, 50.0, 70.0, 90.0, 90.0]]
     assert land["visage"]["keyword"]["mean"] == pytest.approx(100 - (10 + 10 + 30 + 50 + 70 + 90 + 90) / 7)
+
+
+def test_seconds_per_point_counts_generation_once(tmp_path):
+    """generate_s is part of evaluate_s (1 s each point here): a point costs 1 s, not 2."""
+    grid = build_grid("1d_interpolation", steps=2, extra=0)
+    _write_points(tmp_path, grid, lambda p: 0.0)
+    timing = assemble(tmp_path, grid, _identity(grid), "d", {"name": "m"})["timing"]
+    assert timing["generate_s"] == timing["evaluate_s"] == timing["points"] * 1.0
+    assert timing["seconds_per_point"] == pytest.approx(1.0)

@@ -67,9 +67,12 @@ def test_2d_trims_border_connected_saturation_only():
 def test_ci_over_directions():
     from scipy import stats
 
-    lo, hi = t_interval([80, 90, 100])
+    lo, hi = t_interval([40, 50, 60])
     half = stats.t.ppf(0.975, 2) * 10 / 3 ** 0.5
-    assert (lo, hi) == pytest.approx((90 - half, 90 + half))
+    assert (lo, hi) == pytest.approx((50 - half, 50 + half))
+    lo, hi = t_interval([80, 90, 100])  # the raw interval reaches 114.8: VISAGE cannot exceed 100
+    assert (lo, hi) == pytest.approx((90 - half, 100.0))
+    assert t_interval([2, 8]) == pytest.approx([0.0, 5 + stats.t.ppf(0.975, 1) * 3])  # sd 4.24, /sqrt(2)
     assert t_interval([80]) is None
     s = summarize_visage([[10, 20, 30, 20, 10], [100, 100, 40, 20, 40]])
     assert s["per_direction"] == pytest.approx([82.0, visage_1d([100, 100, 40, 20, 40])])

@@ -84,8 +84,10 @@ def visage_2d(grid: Sequence[Sequence[float]]) -> float:
     return sum(kept) / len(kept) if kept else 0.0
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> list[float] | None:
-    """Student-t interval of the mean over directions (None with fewer than two values)."""
+def t_interval(values: Sequence[float], confidence: float = 0.95,
+               bounds: tuple[float, float] = (0.0, 100.0)) -> list[float] | None:
+    """Student-t interval of the mean over directions (None with fewer than two values), clipped to
+    VISAGE's range: with 2 directions the t quantile is 12.7 and the raw interval often leaves [0, 100]."""
     n = len(values)
     if n < 2:
         return None
@@ -94,7 +96,7 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> list[float]
     mean = sum(values) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return [mean - half, mean + half]
+    return [max(bounds[0], mean - half), min(bounds[1], mean + half)]
 
 
 def summarize_visage(curves: Sequence[Any], two_d: bool = False, confidence: float = 0.95) -> dict[str, Any]:

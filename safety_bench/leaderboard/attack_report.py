@@ -109,13 +109,20 @@ def table_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "over_refusal_before": _num(r["before"], label, "over_refusal"),
                 "over_refusal_after": _num(r["after"], label, "over_refusal"),
                 "mcnemar_p": ((r.get("paired") or {}).get(label) or {}).get("mcnemar_p"),
+                "became_harmful": ((r.get("paired") or {}).get(label) or {}).get("worse"),
+                "became_safe": ((r.get("paired") or {}).get(label) or {}).get("better"),
             })
     return rows
 
 
-def _fmt(v: Any) -> str:
+SIGNIFICANT_COLUMNS = ("lr", "mcnemar_p")  # tiny values: significant digits, not 3 decimals
+
+
+def _fmt(v: Any, column: str = "") -> str:
     if v is None:
         return "—"
+    if isinstance(v, float) and column in SIGNIFICANT_COLUMNS:
+        return f"{v:.3g}"
     if isinstance(v, float):
         return f"{v:.3f}" if abs(v) < 10 else f"{v:g}"
     return str(v)
@@ -124,13 +131,14 @@ def _fmt(v: Any) -> str:
 def table_markdown(rows: list[dict[str, Any]]) -> str:
     cols = ["attack", "recipe", "judge", "mode", "lr", "batch_size", "epochs", "n_examples", "asr_before", "asr_after",
             "asr_delta", "harmfulness_rate_before", "harmfulness_rate_after", "over_refusal_before",
-            "over_refusal_after", "mcnemar_p"]
+            "over_refusal_after", "became_harmful", "became_safe", "mcnemar_p"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(_fmt(r[c], c).replace("|", "\\|") for c in cols) + " |" for r in rows]
     return ("# Fine-tuning attacks: before vs after\n\nASR = share of harmful prompts answered harmfully by the "
             "judge named; `[prefix removed]` = that judge on answers with the trained affirmative prefix cut off. "
             "Over-refusal = refusal rate on the benign prompts. Harmfulness rate only where a rubric judge ran. "
-            "mcnemar_p = exact McNemar test of the ASR change on the same prompts (attack folders only).\n\n"
+            "became_harmful / became_safe = prompts whose verdict changed each way; mcnemar_p = exact McNemar test of "
+            "the ASR change on those discordant prompts (attack folders only).\n\n"
             + "\n".join(lines) + "\n")
 
 

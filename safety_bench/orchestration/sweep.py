@@ -581,8 +581,10 @@ def assemble(out: Path, grid: Grid, identity: dict[str, Any], digest: str, model
         "n_points": n_points,
         "config_hash": digest,
         "software": software_versions(),
+        # generate_s is the part of evaluate_s spent generating: not added twice
         "timing": {**totals, "points": n_points,
-                   "seconds_per_point": sum(totals.values()) / n_points if n_points else None},
+                   "seconds_per_point": (sum(v for k, v in totals.items() if k != "generate_s") / n_points
+                                         if n_points else None)},
     }
     if identity.get("capability_task"):
         landscape["capability"] = capability_section(grid, infos, asr, identity["capability_task"])
