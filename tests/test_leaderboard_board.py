@@ -243,3 +243,28 @@ def test_weights_id_from_model_args_given_as_string_or_dict(tiny_runs, tmp_path)
         results["config"]["model_args"] = args
         ids.append(add_lm_eval_results(store, results, name).weights_id)
     assert ids[0] == ids[1] and ids[0].startswith("sha256:") and ids[2] is None
+
+
+class FlakyRubric(ScriptedRubric):
+    """Test judge: like ScriptedRubric, but cannot score every fourth harmful prompt (an API error)."""
+
+    name = "flaky_rubric"
+
+    def judge(self, items):
+        verdicts = super().judge(items)
+        failing = set(sorted(i.id for i in items if i.category != "benign")[::4])
+        return [Verdict(judge=self.name, error="HTTP 500", judge_version=self.version, score_scale=RUBRIC_SCALE)
+                if i.id in failing else v for i, v in zip(items, verdicts, strict=True)]
+
+
+def test_a_rate_over_mostly_unscored_answers_is_marked(tiny_runs, tmp_path):
+    store = Store(tmp_path / "store")
+    results = json.loads(json.dumps({k: v for k, v in tiny_runs["m0"].items() if k != "folder"}, default=str))
+    for name, judge in (("flaky", FlakyRubric(0.5)), ("steady", ScriptedRubric(0.5))):
+        run = add_lm_eval_results(store, results, name)
+        store.add_judgement(run, judge.name, "7", judge_records(store.load_generations(run), judge))
+    paths = write_board(build_board(store), tmp_path / "board")
+    rows = {line.split(" | ")[1]: line for line in paths["md"].read_text().splitlines()
+            if " | flaky | " in line or " | steady | " in line}
+    assert "⚠ 25% unscored" in rows["flaky"] and "unscored" not in rows["steady"]
+    assert "⚠ 25% unscored" in paths["html"].read_text()

@@ -22,6 +22,7 @@ from safety_bench.leaderboard import attack_report
 from safety_bench.leaderboard.ranking import Board, Row
 from safety_bench.leaderboard.store import model_slug
 from safety_bench.leaderboard.tradeoff import plot_tradeoff
+from safety_bench.metrics import UNSCORED_WARN
 from safety_bench.records import normalize
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -48,8 +49,13 @@ def _with_ci(number: dict[str, Any] | None, scale: float, fmt: str, suffix: str 
 
 
 def pct(number: dict[str, Any] | None, digits: int = 1) -> str:
-    """A rate as a percentage with its CI, or an em dash when missing."""
-    return _with_ci(number, 100, f".{digits}f", "%")
+    """A rate as a percentage with its CI, or an em dash when missing; a rate whose judge could not score
+    more than UNSCORED_WARN of the answers says so beside it (the rate is over the scored ones only)."""
+    text = _with_ci(number, 100, f".{digits}f", "%")
+    unscored = (number or {}).get("unscored") or 0.0
+    if unscored > UNSCORED_WARN:
+        text += f" ⚠ {100 * unscored:.0f}% unscored"
+    return text
 
 
 def visage_text(number: dict[str, Any] | None) -> str:
