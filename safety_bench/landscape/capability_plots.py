@@ -61,7 +61,8 @@ def plot_capability_models(landscapes: Mapping[str, Mapping[str, Any]], out: str
         ax.set_title(f"Safety vs capability: {', '.join(landscapes)} (basins: within {tol:g} pts of the origin; "
                      f"{first['note']})", fontsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="best")
+        # below the axes: inside, the 8-line legend of two models hid the curves' peaks
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
         for ext in ("png", "svg"):
             path = out / f"{stem}_{judge}.{ext}"
             fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
