@@ -117,3 +117,23 @@ def test_eval_preset_reaches_lm_evals_run(tmp_path, tiny_model, capsys):
     assert task["generation_kwargs"]["max_gen_toks"] == 4 and task["generation_kwargs"]["do_sample"] is False
     assert task["metadata"]["judge"] == "keyword" and task["metadata"]["data"] == "sample"
     assert results.get("chat_template")  # the preset applied the chat template
+
+
+def test_shared_prompt_scoring_equals_lm_evals_loglikelihood(talkative):
+    """The fast path (each prompt's KV cache computed once, its answers batched on copies) gives lm-eval's
+    numbers: same token split (trailing spaces of the prompt move to the answer), same log-probabilities."""
+    from lm_eval.models.huggingface import HFLM
+
+    from safety_bench.harness import coherence
+
+    lm = HFLM(pretrained=str(talkative), device="cpu", batch_size=3)
+    prompts = ["<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n", "Tell me a story. "]
+    answers = ["Blue.", "I'm sorry, I can't help with that, it is far too long for me", "", "  ", "a", "Once upon",
+               "Red, green and blue are colours of light."]
+    pairs = [(p, a) for p in prompts for a in answers]
+    fast = coherence.score_answers(lm, pairs)
+    reference = [None if not a.strip() else s for (_, a), s in
+                 zip(pairs, coherence._score_with_lm_eval(lm, pairs), strict=True)]
+    assert coherence._hf_causal(lm)
+    assert [f is None for f in fast] == [r is None for r in reference] == [not a.strip() for _, a in pairs]
+    assert [f for f in fast if f is not None] == pytest.approx([r for r in reference if r is not None], abs=1e-4)
