@@ -137,3 +137,30 @@ def test_shared_prompt_scoring_equals_lm_evals_loglikelihood(talkative):
     assert coherence._hf_causal(lm)
     assert [f is None for f in fast] == [r is None for r in reference] == [not a.strip() for _, a in pairs]
     assert [f for f in fast if f is not None] == pytest.approx([r for r in reference if r is not None], abs=1e-4)
+
+
+def test_coherence_on_a_fixed_subset_of_prompts(talkative, tmp_path):
+    """--coherence-prompts N: every point scores the same N prompts' answers (chosen by id alone), and the
+    setting is part of the landscape's identity (a different N is a different configuration)."""
+    from safety_bench.orchestration.sweep import coherence_subset
+
+    config = _config(talkative, coherence_prompts=3, limit=4, task="safety_landscape_mini", max_gen_toks=3)
+    run_sweep(config, tmp_path / "sub", progress=False)
+    ids = [json.loads(line)["id"] for line in
+           (point_dir(tmp_path / "sub", "origin") / "samples.jsonl").read_text().splitlines()]
+    assert len(ids) > 3
+    for point in config.grid.points():
+        info = json.loads((point_dir(tmp_path / "sub", point.id) / "coherence.json").read_text())
+        assert info["n"] == 3
+    assert coherence_subset(ids, 3) == coherence_subset(list(reversed(ids)), 3)
+    assert len(coherence_subset(ids, 3)) == 3 and coherence_subset(ids, 3) <= set(ids)
+    plain = _config(talkative).identity("w", None)
+    assert "coherence_prompts" not in plain  # the default keeps earlier landscapes' hashes
+    assert _config(talkative, coherence_prompts=3).identity("w", None)["coherence_prompts"] == 3
+    assert "coherence_prompts" not in _config(talkative, coherence=False, coherence_prompts=3).identity("w", None)
+
+
+def test_coherence_prompts_flag_is_checked_before_anything(talkative, tmp_path, capsys):
+    assert main(["landscape", "--model", str(talkative), "--out", str(tmp_path / "o"), "--data", "sample",
+                 "--coherence-prompts", "0", "--dry-run"]) == 2
+    assert "--coherence-prompts 0" in capsys.readouterr().err and not (tmp_path / "o").exists()

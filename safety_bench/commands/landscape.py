@@ -129,6 +129,7 @@ def _config(args: argparse.Namespace) -> Any:
                        batch_size=args.batch_size, kv_cache=args.kv_cache, device=args.device, metadata=metadata,
                        backend=args.backend, capability_task=args.capability_task,
                        capability_limit=args.capability_limit, coherence=not args.no_coherence,
+                       coherence_prompts=args.coherence_prompts,
                        chat_template=not args.no_chat_template, prompt_template=args.prompt_template,
                        preset=args.preset)
 
@@ -316,7 +317,8 @@ def validate(args: argparse.Namespace) -> None:
     check.model_path("--model", args.model)
     for flag, value, low in (("--points", args.points, 2), ("--beta-points", args.beta_points, 2),
                              ("--directions", args.directions, 1), ("--steps", args.steps, 1),
-                             ("--extra", args.extra, 0), ("--seed", args.seed, 0), ("--limit", args.limit, 1)):
+                             ("--extra", args.extra, 0), ("--seed", args.seed, 0), ("--limit", args.limit, 1),
+                             ("--coherence-prompts", args.coherence_prompts, 1)):
         check.number(flag, value, minimum=low, integer=True)
     for flag, value in (("--range", args.range), ("--beta-range", args.beta_range)):
         check.number(flag, value, minimum=0, exclusive_minimum=True)
@@ -533,6 +535,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(system prompt text, if any, first); recorded in the configuration")
     p.add_argument("--no-coherence", action="store_true",
                    help="skip scoring the answers' coherence at the origin (landscape.json `coherence`)")
+    p.add_argument("--coherence-prompts", type=int,
+                   help="score coherence on this many prompts' answers per point (a fixed subset, the same at "
+                   "every point; default: all). On a CPU scoring costs about what generating does")
     p.add_argument("--data", default=None,
                    help=f"prompt source: hexphi, sample, or a HEx-PHI-layout folder (default: ${DATA_ENV}, "
                    "else hexphi)")

@@ -83,6 +83,7 @@ class SweepConfig:
     capability_task: str | None = None
     capability_limit: int | None = None
     coherence: bool = True  # score every point's answers at the origin (landscape.json `coherence`)
+    coherence_prompts: int | None = None  # score only this many prompts' answers per point (a fixed subset)
     chat_template: bool = True  # False: plain text completion (task_hooks.COMPLETION_FORMAT)
     prompt_template: str | None = None  # jailbreak wrapper: bundled name or file (harness/prompt_templates.py)
     # execution only (not part of the hash)
@@ -118,6 +119,8 @@ class SweepConfig:
         extra: dict[str, Any] = {}
         if not self.coherence:
             extra["coherence"] = False
+        elif self.coherence_prompts:
+            extra["coherence_prompts"] = self.coherence_prompts
         if not self.chat_template:
             extra["chat_template"] = False
         if self.system_prompt.startswith("file:"):  # the file's text, so an edited file is another landscape
@@ -145,7 +148,7 @@ class SweepConfig:
 GRID_KEYS = ("grid", "directions", "seed", "range", "points", "steps", "extra", "beta_range", "beta_points")
 CONFIG_KEYS = ("task", "judges", "data", "system_prompt", "max_gen_toks", "dtype", "limit", "towards", "include",
                "exclude", "batch_size", "kv_cache", "device", "metadata", "backend", "capability_task",
-               "capability_limit", "coherence", "chat_template", "prompt_template", "preset")
+               "capability_limit", "coherence", "coherence_prompts", "chat_template", "prompt_template", "preset")
 
 
 def config_from_settings(model: str, settings: Mapping[str, Any], name: str | None = None) -> SweepConfig:
@@ -164,7 +167,7 @@ def config_from_settings(model: str, settings: Mapping[str, Any], name: str | No
                       **{k: (float(v) if k == "beta_range" else int(v)) for k, v in g.items()})
     judges = settings.get("judges") or ["keyword"]
     fields = {k: settings[k] for k in CONFIG_KEYS if settings.get(k) is not None and k != "judges"}
-    for key in ("max_gen_toks", "limit", "capability_limit"):
+    for key in ("max_gen_toks", "limit", "capability_limit", "coherence_prompts"):
         if key in fields:
             fields[key] = int(fields[key])
     if str(fields.get("batch_size", "auto")).isdigit():
@@ -353,9 +356,13 @@ class Sweeper:
         self.lm.move_to({})  # the unperturbed model (a no-op after a point's restore)
         pairs: list[tuple[str, str]] = []
         spans: list[tuple[Point, list[str], int, int]] = []
+        chosen: set[str] | None = None
         for point in todo:
             folder = point_dir(out, point.id)
             answers = [(str(r["id"]), str(r.get("response", ""))) for r in read_jsonl(folder / "samples.jsonl")]
+            if self.config.coherence_prompts:
+                chosen = chosen or coherence_subset([pid for pid, _ in answers], self.config.coherence_prompts)
+                answers = [(pid, text) for pid, text in answers if pid in chosen]
             ctx_path = folder / "contexts.jsonl"
             contexts = {str(r["id"]): str(r["context"]) for r in read_jsonl(ctx_path)} if ctx_path.is_file() else {}
             first = len(pairs)
@@ -379,6 +386,12 @@ class Sweeper:
 
 
 COHERENCE_FILE = "coherence.json"
+
+
+def coherence_subset(ids: Sequence[str], n: int) -> set[str]:
+    """The `n` prompts whose answers coherence scores at every point: fixed by the ids alone (the smallest
+    sha256), so every point, a resumed run and another machine pick the same ones, spread over categories."""
+    return set(sorted(set(ids), key=lambda i: hashlib.sha256(i.encode("utf-8")).hexdigest())[:n])
 SCORING_LOGITS_BYTES = 2 * 2**30  # fp32 logits (and their log-softmax) of one scoring batch stay under this
 
 
