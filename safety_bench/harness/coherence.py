@@ -57,6 +57,7 @@ def _score_shared_prompts(lm: Any, pairs: Sequence[tuple[str, str]]) -> list[flo
     model, device = lm.model, getattr(lm, "device", None) or next(lm.model.parameters()).device
     batch = lm.batch_size if isinstance(getattr(lm, "batch_size", None), int) else 16
     limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    cache_argument = _cache_argument(model)
     by_context: dict[tuple[int, ...], list[tuple[int, list[int]]]] = defaultdict(list)
     for k, (context, answer) in enumerate(pairs):
         context_enc, answer_enc = lm._encode_pair(context, answer)
@@ -71,19 +72,20 @@ def _score_shared_prompts(lm: Any, pairs: Sequence[tuple[str, str]]) -> list[flo
                     out[k] = _score_with_lm_eval(lm, [pairs[k]])[0]
                 continue
             prompt = model(input_ids=torch.tensor([context_enc], device=device), use_cache=True)
-            cache = getattr(prompt, "cache", None) or prompt.past_key_values
+            cache = getattr(prompt, "cache", None)
+            cache = prompt.past_key_values if cache is None else cache
             first = torch.log_softmax(prompt.logits[0, -1].float(), dim=-1)  # predicts each answer's 1st token
             for start in range(0, len(answers), batch):
                 chunk = answers[start:start + batch]
-                for (k, answer), logprob in zip(chunk, _answer_logprobs(model, cache, first,
+                for (k, answer), logprob in zip(chunk, _answer_logprobs(model, cache_argument, cache, first,
                                                                           len(context_enc), chunk, device),
                                                 strict=True):
                     out[k] = logprob / len(answer)
     return out
 
 
-def _answer_logprobs(model: Any, cache: Any, first: Any, context_len: int, chunk: list[tuple[int, list[int]]],
-                     device: Any) -> list[float]:
+def _answer_logprobs(model: Any, cache_argument: str, cache: Any, first: Any, context_len: int,
+                     chunk: list[tuple[int, list[int]]], device: Any) -> list[float]:
     """Summed log-probability of each answer of `chunk` after the cached prompt (answers right-padded)."""
     import torch
 
@@ -99,7 +101,7 @@ def _answer_logprobs(model: Any, cache: Any, first: Any, context_len: int, chunk
         shared = copy.deepcopy(cache)
         shared.batch_repeat_interleave(n)
         logits = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], use_cache=True,
-                       **{_cache_argument(model): shared}).logits
+                       **{cache_argument: shared}).logits
         logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         valid = mask[:, context_len + 1:].to(logp.dtype)
         totals = totals + (logp * valid).sum(dim=1)

@@ -86,7 +86,7 @@ class _TaskManagerCache:
         self.by_metadata: dict[str, Any] = {}
 
     def get(self, config: SweepConfig) -> Any:
-        key = json.dumps({**config.task_metadata(), **config.metadata}, sort_keys=True, default=str)
+        key = json.dumps(config.task_metadata(), sort_keys=True, default=str)
         if key not in self.by_metadata:
             self.by_metadata[key] = build_task_manager(config)
         return self.by_metadata[key]

@@ -136,13 +136,14 @@ class SweepConfig:
         return extra
 
     def task_metadata(self) -> dict[str, Any]:
-        """The task metadata the sweep's own settings imply (beside the user's `metadata`)."""
+        """The lm-eval task metadata of this sweep: what its own settings imply, plus the user's `metadata`
+        (which may not set those; __post_init__ checks)."""
         meta: dict[str, Any] = {"data": self.data, "system_prompt": self.system_prompt, "judge": self.judges[0]}
         if self.prompt_template:
             meta["prompt_template"] = self.prompt_template
         if not self.chat_template:
             meta["prompt_format"] = "completion"
-        return meta
+        return {**meta, **self.metadata}
 
 
 GRID_KEYS = ("grid", "directions", "seed", "range", "points", "steps", "extra", "beta_range", "beta_points")
@@ -386,13 +387,13 @@ class Sweeper:
 
 
 COHERENCE_FILE = "coherence.json"
+SCORING_LOGITS_BYTES = 2 * 2**30  # fp32 logits (and their log-softmax) of one scoring batch stay under this
 
 
 def coherence_subset(ids: Sequence[str], n: int) -> set[str]:
     """The `n` prompts whose answers coherence scores at every point: fixed by the ids alone (the smallest
     sha256), so every point, a resumed run and another machine pick the same ones, spread over categories."""
     return set(sorted(set(ids), key=lambda i: hashlib.sha256(i.encode("utf-8")).hexdigest())[:n])
-SCORING_LOGITS_BYTES = 2 * 2**30  # fp32 logits (and their log-softmax) of one scoring batch stay under this
 
 
 def _contexts(samples: Mapping[str, Any]) -> dict[str, str]:
@@ -447,7 +448,7 @@ def count_prompts(config: SweepConfig) -> int:
 
 def build_task_manager(config: SweepConfig) -> Any:
     # lm-eval's judging filter runs the first requested judge; the sweep reuses its verdicts
-    return task_manager({**config.task_metadata(), **config.metadata})
+    return task_manager(config.task_metadata())
 
 
 # ---------------------------------------------------------------------- whole sweeps
