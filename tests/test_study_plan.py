@@ -68,6 +68,8 @@ def test_valid_plan_dry_run_lists_the_work(tmp_path: Path, capsys: pytest.Captur
     ({"attacks": [{"recipe": "benign", "settings": {"lr": -1}}]}, "plan.attacks[0].settings (--lr) -1"),
     ({"attacks": [{"recipe": "identity-shift", "eval": {"judges": ["keyword"]}}]},
      "plan.attacks[0].eval 'judges': unknown key"),
+    ({"attacks": [{"recipe": "identity-shift", "eval": {"max_gen_toks": 0}}]}, "plan.attacks[0].eval.max_gen_toks 0"),
+    ({"attacks": [{"recipe": "benign", "eval": {"batch_size": "big"}}]}, "plan.attacks[0].eval.batch_size 'big'"),
     ({"attacks": [{"recipe": "benign", "settings": {"stepz": 3}}]}, "plan.attacks[0].settings 'stepz': unknown key"),
     ({"attacks": []}, "plan.attacks"),
     ({"family__scales": [0, 1]}, "a rank correlation needs at least 3 models"),

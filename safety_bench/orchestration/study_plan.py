@@ -181,6 +181,16 @@ def _check_sweep(sweep: dict[str, Any]) -> SweepConfig:
     return config
 
 
+def _check_eval(setting: str, evaluation: dict[str, Any]) -> None:
+    """An attack's evaluation overrides, checked like the sweep's own values."""
+    from safety_bench.validation import max_gen_toks, number
+
+    if "max_gen_toks" in evaluation:
+        max_gen_toks(f"{setting}.max_gen_toks", evaluation["max_gen_toks"])
+    if evaluation.get("batch_size", "auto") != "auto":
+        number(f"{setting}.batch_size", evaluation["batch_size"], minimum=1, integer=True)
+
+
 def load_plan(path: str | os.PathLike[str], out: str | None = None, store: str | None = None) -> StudyPlan:
     """Read and check a plan (YAML) completely — models, adapters, sweep keys, judges, attack recipes and
     their settings — before anything is written or loaded; a bad value raises UsageError (one line)."""
@@ -222,6 +232,7 @@ def load_plan(path: str | os.PathLike[str], out: str | None = None, store: str |
                              exc.valid) from None
         evaluation = _mapping(f"plan.attacks[{i}].eval", item.get("eval"))
         _unknown(f"plan.attacks[{i}].eval", evaluation, EVAL_KEYS)
+        _check_eval(f"plan.attacks[{i}].eval", evaluation)
         attacks.append(AttackSpec(str(recipe), settings, evaluation))
     if not attacks:
         raise UsageError("plan.attacks", raw.get("attacks"), "list at least one attack", sorted(ATTACK_RECIPES))
